@@ -1,0 +1,33 @@
+"""``neurodata convert IN OUT --format F``: re-encode an event file."""
+from __future__ import annotations
+
+import click
+
+from . import fail
+
+
+@click.command("convert")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", required=True,
+              help="Output format: nmnist, aedat2, aedat31, aedat4, dat, evt2, evt3.")
+@click.option("--in-format", default=None, help="Input format; detected when omitted.")
+@click.option("--sensor-size", default=None, metavar="W,H[,P]",
+              help="Sensor size for the output header (taken from the input when stored there).")
+def command(src, dst, fmt, in_format, sensor_size):
+    """Read SRC and write its events to DST in another format."""
+    from .. import FormatError
+    from ..formats import inspect, read, write
+
+    try:
+        size = None
+        if sensor_size:
+            parts = [int(v) for v in sensor_size.split(",")]
+            size = tuple(parts) if len(parts) == 3 else (parts[0], parts[1], 2)
+        else:
+            size = inspect(src, format=in_format).sensor_size
+        events = read(src, format=in_format)
+        write(dst, events, fmt, sensor_size=size)
+    except (FormatError, ValueError) as e:
+        fail(str(e), 2)
+    click.echo(f"wrote {events.size} events to {dst} ({fmt})")

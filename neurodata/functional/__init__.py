@@ -1,0 +1,1 @@
+"""Pure functions behind ``neurodata.transforms``: representations, filters and augmentations."""
