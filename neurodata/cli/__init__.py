@@ -11,8 +11,15 @@ import click
 
 # subcommand name -> (module, one-line help shown by ``neurodata --help``)
 COMMANDS = {
+    "list": ("list_", "List the datasets: size, licence, download mode."),
+    "info": ("info", "Everything about one dataset: source, split rule, citation, local state."),
+    "fetch": ("fetch", "Download, verify and cache datasets (events, optionally frames)."),
+    "verify": ("verify", "Re-check downloaded files and caches of a dataset."),
+    "cache": ("cache", "Where the cache lives, what it holds, and removing it."),
     "inspect": ("inspect_", "Describe an event file: format, sensor size, events, header."),
     "convert": ("convert", "Convert an event file to another format."),
+    "show": ("show", "Render a file or a dataset sample as PNG/GIF (needs the viz extra)."),
+    "demo": ("demo", "The whole pipeline offline: data, cache, frames, a trained SNN, a figure."),
 }
 
 
@@ -36,6 +43,27 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="neurodata")
 def main():
     """neurodata: event-camera datasets and files, fast and exact."""
+
+
+def parse_frames(items) -> dict | None:
+    """``("frames_number=16", "split_by=number")`` -> ``{"frames_number": 16, "split_by": "number"}``."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"--frames takes KEY=VALUE (a ToFrame parameter), got {item!r}", 2)
+        k, v = item.split("=", 1)
+        for conv in (int, float):
+            try:
+                v = conv(v)
+                break
+            except ValueError:
+                continue
+        else:
+            v = {"true": True, "false": False, "none": None}.get(v.lower(), v)
+        out[k.strip()] = v
+    return out
 
 
 def fail(message: str, code: int = 1):

@@ -15,7 +15,7 @@ from ..errors import FormatError
 from ..events import EVENT_DTYPE, as_events
 from ._base import FileInfo, read_head
 
-__all__ = ["FORMATS", "detect_format", "read", "write", "inspect", "iter_events", "FileInfo"]
+__all__ = ["FORMATS", "detect_format", "read", "read_bytes", "write", "inspect", "iter_events", "FileInfo"]
 
 # Detection order matters: formats with a distinctive magic first, headerless N-MNIST last.
 FORMATS = ("aedat4", "aedat31", "aedat2", "evt3", "evt2", "dat", "nmnist")
@@ -68,6 +68,23 @@ def read(path, format: str | None = None, **options) -> np.ndarray:
         ``p`` = 1 for ON.
     """
     return _module(format or detect_format(path)).read(path, **options)
+
+
+def read_bytes(data, format: str, **options) -> np.ndarray:
+    """Decode the events of a whole file held in memory (e.g. an archive member).
+
+    Uses the format's in-memory decoder (``decode``) where it has one; otherwise the bytes go
+    through a temporary file. Same result as ``read`` on a file with these bytes.
+    """
+    mod = _module(format)
+    if hasattr(mod, "decode"):
+        return mod.decode(data, **options)
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=mod.SUFFIXES[0] if mod.SUFFIXES else "") as f:
+        f.write(data)
+        f.flush()
+        return mod.read(f.name, **options)
 
 
 def write(path, events, format: str, sensor_size=None, **options) -> None:

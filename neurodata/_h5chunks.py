@@ -1,0 +1,105 @@
+"""Append to a chunked, shuffle+deflate HDF5 dataset, compressing the chunks in threads.
+
+HDF5 compresses chunks one by one in the calling thread. ``ChunkAppender`` instead shuffles and
+deflates full chunks in a thread pool (``zlib`` releases the GIL) and stores them with
+``write_direct_chunk``. The file is an ordinary HDF5 file: the dataset declares the ``shuffle``
+and ``gzip`` filters, and every chunk holds exactly the bytes those filters would have written
+(zlib stream of the byte-shuffled chunk; edge chunks zero-padded to the full chunk shape).
+"""
+from __future__ import annotations
+
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["ChunkAppender", "default_threads"]
+
+
+def default_threads() -> int:
+    """Compression threads: ``NEURODATA_THREADS`` if set, else the usable CPUs (at most 8)."""
+    env = os.environ.get("NEURODATA_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def _encode(block: np.ndarray, level: int) -> bytes:
+    """What HDF5's shuffle + deflate filters store for the full chunk ``block`` (C-contiguous)."""
+    item = block.dtype.itemsize
+    raw = np.ascontiguousarray(block).view(np.uint8).reshape(-1, item)
+    if item > 1:
+        raw = np.ascontiguousarray(raw.T)
+    return zlib.compress(raw.tobytes(), level)
+
+
+class ChunkAppender:
+    """Append rows to ``ds`` (chunked along axis 0 only, created with ``shuffle=True`` and
+    ``compression="gzip"``, resizable along axis 0, initially empty), compressing in ``pool``.
+
+    Call ``append(rows)`` any number of times, then ``finish()``, which writes the padded last
+    chunk and sets the final extent. Rows are written in order; at most ``max_pending`` chunks
+    wait in memory.
+    """
+
+    def __init__(self, ds, pool: ThreadPoolExecutor, level: int, max_pending: int = 32):
+        if ds.chunks is None or any(c != s for c, s in zip(ds.chunks[1:], ds.shape[1:])):
+            raise ValueError("ChunkAppender needs a dataset chunked along axis 0 only")
+        self.ds, self.pool, self.level, self.max_pending = ds, pool, int(level), max_pending
+        self.rows_per_chunk = ds.chunks[0]
+        self.tail = np.empty((0, *ds.shape[1:]), ds.dtype)
+        self.rows = 0          # rows handed to the appender
+        self.next_chunk = 0    # index of the next chunk to submit
+        self.pending = []      # (chunk index, future), in order
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows).astype(self.ds.dtype, copy=False)
+        if rows.shape[1:] != self.ds.shape[1:]:
+            raise ValueError(f"rows of shape {rows.shape[1:]} do not fit dataset rows {self.ds.shape[1:]}")
+        self.rows += rows.shape[0]
+        buf = np.concatenate([self.tail, rows]) if self.tail.shape[0] else rows
+        c = self.rows_per_chunk
+        full = buf.shape[0] // c
+        for k in range(full):
+            self._submit(np.ascontiguousarray(buf[k * c:(k + 1) * c]))
+        self.tail = buf[full * c:].copy()
+        if len(self.pending) > self.max_pending:
+            self._drain(len(self.pending) - self.max_pending // 2)
+
+    def _submit(self, block: np.ndarray) -> None:
+        self.pending.append((self.next_chunk, self.pool.submit(_encode, block, self.level)))
+        self.next_chunk += 1
+
+    def _drain(self, count: int) -> None:
+        c = self.rows_per_chunk
+        ready, self.pending = self.pending[:count], self.pending[count:]
+        if not ready:
+            return
+        needed = min((ready[-1][0] + 1) * c, self.rows)  # the padded last chunk sticks out
+        if self.ds.shape[0] < needed:
+            self.ds.resize((needed, *self.ds.shape[1:]))
+        zeros = (0,) * (self.ds.ndim - 1)
+        for k, fut in ready:
+            self.ds.id.write_direct_chunk((k * c, *zeros), fut.result())
+
+    def finish(self) -> None:
+        """Write every pending chunk and the zero-padded last one; the extent becomes ``rows``."""
+        if self.tail.shape[0]:
+            block = np.zeros((self.rows_per_chunk, *self.ds.shape[1:]), self.ds.dtype)
+            block[: self.tail.shape[0]] = self.tail
+            self._submit(block)
+            self.tail = self.tail[:0]
+        self._drain(len(self.pending))
+        if self.ds.shape[0] != self.rows:
+            self.ds.resize((self.rows, *self.ds.shape[1:]))
+
+    def abandon(self) -> None:
+        """Drop pending work (after an error)."""
+        for _, fut in self.pending:
+            fut.cancel()
+        self.pending = []

@@ -1,0 +1,532 @@
+"""The HDF5 cache: one file per dataset/split/variant, built once under a lock, published atomically.
+
+- ``cache_root(root)``: where caches live (``root`` > ``NEURODATA_HOME`` > platformdirs user cache).
+- ``content_key(...)`` / ``frames_key(...)``: the hash that names what a file holds.
+- ``get_or_build(path, key, build, kind=...)``: return ``path`` when it is a complete file of the
+  right kind, schema and key; otherwise build it exactly once across processes (``fcntl`` lock on
+  ``<path>.lock``), into ``.<name>.tmp-<pid>-<random>`` in the same folder, and rename it into place.
+- ``EventsWriter`` / ``write_events_cache`` and ``EventsStore``: events in CSR layout.
+- ``FramesWriter`` / ``write_frames_cache`` and ``FramesStore``: dense ``(T, P, H, W)`` frames in CSR
+  layout over T.
+
+The schema (readable with h5py alone) is documented in ``docs/cache.md``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._filelock import FileLock
+from ._h5chunks import ChunkAppender, default_threads
+from .errors import CacheError
+from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
+
+__all__ = ["SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache", "get_or_build",
+           "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
+           "FramesStore"]
+
+SCHEMA_VERSION = 1
+FORMATS = {"events": "neurodata-events", "frames": "neurodata-frames"}
+CHUNK_EVENTS = 4096  # chosen with scripts/bench_datasets.py (see docs/cache.md)
+GZIP_LEVEL = 1
+FILTERS = dict(compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
+_FLUSH_EVENTS = 1 << 20
+
+
+def cache_root(root=None) -> Path:
+    """The cache folder: ``root`` if given, else ``$NEURODATA_HOME``, else the user cache dir.
+
+    The user cache dir is ``platformdirs.user_cache_dir("neurodata")`` (``~/.cache/neurodata`` on
+    Linux). The folder is not created here.
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("NEURODATA_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("neurodata"))
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (tuple, set, frozenset)):
+        return sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else list(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return {"__class__": type(obj).__qualname__, **dataclasses.asdict(obj)}
+    raise TypeError(f"cannot hash {type(obj).__name__} {obj!r} into a cache key: pass only numbers, strings, "
+                    "bools, None, lists, tuples, dicts, numpy values or dataclasses of those")
+
+
+def content_key(*parts, **named) -> str:
+    """sha256 (hex) of the canonical JSON of ``parts`` and ``named`` (sorted keys, exact floats).
+
+    Raises ``TypeError`` for values without a stable text form (functions, arbitrary objects), so
+    a key can never silently depend on memory addresses.
+    """
+    text = json.dumps([list(parts), named], sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def frames_key(params: dict, semantics_version: str, source_key: str = "") -> str:
+    """Key of a frames cache: every representation parameter, the semantics version of the code
+    that computes frames, and the key of the events the frames come from."""
+    if not isinstance(semantics_version, str) or not semantics_version:
+        raise ValueError(f"semantics_version must be a non-empty string, got {semantics_version!r}")
+    return content_key(kind="frames", params=dict(params), semantics=semantics_version, source=source_key)
+
+
+def _open(path, mode="r"):
+    # HDF5's default file locking is kept: h5py refuses to open one file twice in a process with
+    # different locking flags, and users open these files with plain h5py.File next to a store.
+    return h5py.File(path, mode)
+
+
+def _attr_str(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _check_open_file(f, kind: str, key) -> str | None:
+    a = f.attrs
+    if _attr_str(a.get("format", "")) != FORMATS[kind]:
+        return f"not a neurodata {kind} cache (format attribute {a.get('format')!r})"
+    if int(a.get("schema_version", -1)) != SCHEMA_VERSION:
+        return f"schema version {a.get('schema_version')}, this neurodata reads {SCHEMA_VERSION}"
+    if int(a.get("complete", 0)) != 1:
+        return "incomplete (its 'complete' attribute is missing)"
+    if key is not None and _attr_str(a.get("key", "")) != key:
+        return f"built for key {_attr_str(a.get('key', ''))[:16]}…, expected {key[:16]}… (stale)"
+    n, rows = int(a["num_samples"]), int(a["num_rows"])
+    main = f["events/x"] if kind == "events" else f["frames"]
+    if f["offsets"].shape != (n + 1,) or f["labels"].shape != (n,) or main.shape[0] != rows:
+        return "dataset shapes disagree with num_samples/num_rows"
+    if int(f["offsets"][-1]) != rows:
+        return "offsets do not end at num_rows"
+    return None
+
+
+def check_cache(path, key=None, kind: str = "events") -> str | None:
+    """Why ``path`` must not be served (missing, unreadable, wrong kind/schema, incomplete,
+    stale key, inconsistent shapes), or None when it is a complete cache file."""
+    if kind not in FORMATS:
+        raise ValueError(f"kind must be one of {tuple(FORMATS)}, got {kind!r}")
+    if not os.path.exists(path):
+        return "missing"
+    try:
+        with _open(path) as f:
+            return _check_open_file(f, kind, key)
+    except Exception as e:  # h5py raises OSError/KeyError/ValueError on damaged files
+        return f"unreadable ({type(e).__name__}: {e})"
+
+
+def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: float | None = None) -> Path:
+    """Return ``path`` once it holds a complete cache for ``key``, building it at most once.
+
+    ``build(tmp_path)`` must write a complete cache file (``EventsWriter``/``FramesWriter``) at
+    ``tmp_path``. Other processes asking for the same ``path`` wait on ``<path>.lock`` and then
+    read the published file. A missing, unreadable, incomplete, stale or foreign file at ``path``
+    is removed (with a warning) and rebuilt; temporary files of killed builds are removed.
+    Exceptions from ``build`` propagate after its temporary file is deleted.
+    """
+    path = Path(path)
+    if check_cache(path, key, kind) is None:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(path.name + ".lock"), timeout=lock_timeout,
+                  waiting=f"waiting for another process building {path}"):
+        reason = check_cache(path, key, kind)
+        if reason is None:
+            return path
+        if reason != "missing":
+            warnings.warn(f"cache {path} is {reason}; removing and rebuilding it", UserWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+        for stale in path.parent.glob(f".{path.name}.tmp-*"):
+            stale.unlink(missing_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            build(tmp)
+            reason = check_cache(tmp, key, kind)
+            if reason is not None:
+                raise CacheError(f"the builder of {path} wrote an unusable file: {reason}")
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return path
+
+
+class _Writer:
+    """Shared part of the two writers: labels, per-sample metadata, root attributes, ``complete``."""
+
+    kind = ""
+
+    def __init__(self, path, *, key: str, class_names=(), source_checksums=None, attrs=None, threads=None):
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        self.path = Path(path)
+        self.f = _open(self.path, "w")
+        self.key = key
+        self.labels: list[int] = []
+        self.meta: dict[str, list] = {"source": [], "t_offset": []}
+        self.rows = 0
+        self.offsets = [0]
+        self.pool = ThreadPoolExecutor(threads or default_threads())
+        self.appenders: dict[str, ChunkAppender] = {}
+        a = self.f.attrs
+        a["format"] = FORMATS[self.kind]
+        a["schema_version"] = SCHEMA_VERSION
+        from . import __version__
+
+        a["library_version"] = __version__
+        a["key"] = key
+        a["class_names"] = np.array([str(c) for c in class_names], dtype=h5py.string_dtype())
+        a["source_checksums"] = json.dumps(dict(source_checksums or {}), sort_keys=True)
+        a["extra"] = json.dumps(dict(attrs or {}), sort_keys=True, default=_jsonable)
+
+    def _dataset(self, name: str, shape, dtype, chunk_rows: int):
+        """An empty resizable shuffle+gzip dataset chunked along axis 0, fed by a ChunkAppender."""
+        ds = self.f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                                   chunks=(int(chunk_rows), *shape), **FILTERS)
+        self.appenders[name] = ChunkAppender(ds, self.pool, GZIP_LEVEL)
+        return ds
+
+    def _add_meta(self, label, source, t_offset, meta) -> None:
+        i = len(self.labels)
+        names = set(self.meta) - {"source", "t_offset"}
+        if i and set(meta) != names:
+            raise ValueError(f"sample {i}: metadata keys {sorted(meta)} differ from the first sample's {sorted(names)}")
+        label, t_offset = int(label), int(t_offset)
+        for k in meta if i == 0 else ():
+            self.meta[k] = []
+        self.labels.append(label)
+        self.meta["source"].append(str(source))
+        self.meta["t_offset"].append(t_offset)
+        for k, v in meta.items():
+            self.meta[k].append(v)
+
+    def close(self) -> None:
+        """Write labels, offsets and metadata, then set ``complete = 1`` last and close the file."""
+        f = self.f
+        try:
+            for app in self.appenders.values():
+                app.finish()
+            self.pool.shutdown()
+            n = len(self.labels)
+            f.create_dataset("labels", data=np.asarray(self.labels, np.int64).reshape(n))
+            f.create_dataset("offsets", data=np.asarray(self.offsets, np.int64))
+            for k, values in self.meta.items():
+                if all(isinstance(v, str) for v in values):
+                    data = np.array(values, dtype=h5py.string_dtype()).reshape(n)
+                else:
+                    data = np.asarray(values)
+                    if data.dtype.kind not in "biuf":
+                        raise TypeError(f"metadata {k!r} must be numbers or strings, got {data.dtype}")
+                f.create_dataset(f"meta/{k}", data=data)
+            f.attrs["num_samples"] = n
+            f.attrs["num_rows"] = self.rows
+            f.flush()
+            f.attrs["complete"] = 1  # last: a file without it is never served
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            for app in self.appenders.values():
+                app.abandon()
+            self.pool.shutdown(cancel_futures=True)
+            self.f.close()
+        return False
+
+
+class EventsWriter(_Writer):
+    """Write an events cache sample by sample (``append``), then ``close`` (or use ``with``).
+
+    Parameters
+    ----------
+    path : path of the new file (overwritten).
+    key : str
+        Content key (``content_key`` of everything that determines the content).
+    sensor_size : (W, H, P)
+        Every event must satisfy ``x < W``, ``y < H`` (and ``p < P`` when P > 1).
+    class_names : sequence of str, label ``i`` is ``class_names[i]``.
+    source_checksums : dict file name -> ``"md5:<hex>"``/``"sha256:<hex>"``.
+    attrs : dict of JSON-able extra attributes (stored as the JSON string attribute ``extra``).
+    chunk_events : int, HDF5 chunk length of the event columns.
+    """
+
+    kind = "events"
+
+    def __init__(self, path, *, key, sensor_size, class_names=(), source_checksums=None, attrs=None,
+                 chunk_events: int = CHUNK_EVENTS, threads=None):
+        super().__init__(path, key=key, class_names=class_names, source_checksums=source_checksums, attrs=attrs,
+                         threads=threads)
+        self.sensor_size = check_sensor_size(sensor_size)
+        W, H, _ = self.sensor_size
+        self.f.attrs["sensor_size"] = np.array(self.sensor_size, np.int64)
+        self.f.attrs["t_encoding"] = "delta"
+        self.chunk_events = int(chunk_events)
+        self.f.create_group("events")
+        for name, dtype in (("dt", np.int32), ("x", np.uint8 if W <= 256 else np.uint16),
+                            ("y", np.uint8 if H <= 256 else np.uint16), ("p", np.uint8)):
+            self._dataset(f"events/{name}", (), dtype, self.chunk_events)
+        self._buf: list[np.ndarray] = []
+        self._buffered = 0
+
+    def append(self, events, label: int, source: str = "", t_offset: int = 0, **meta) -> None:
+        """Add one sample: ``events`` (``EVENT_DTYPE``-compatible, t in µs from the sample's origin),
+        its integer ``label``, the archive member it came from and the µs offset removed from t."""
+        ev = as_events(events)
+        check_bounds(ev, self.sensor_size, name=f"sample {len(self.labels)}")
+        self._add_meta(label, source, t_offset, meta)
+        self._buf.append(ev)
+        self._buffered += ev.shape[0]
+        self.rows += ev.shape[0]
+        self.offsets.append(self.rows)
+        if self._buffered >= _FLUSH_EVENTS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        counts = np.array([b.shape[0] for b in self._buf])
+        ev = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
+        self._buf, self._buffered = [], 0
+        dt = np.diff(ev["t"], prepend=np.int64(0))
+        starts = (np.cumsum(counts) - counts)[counts > 0]
+        dt[starts] = ev["t"][starts]  # each sample's first delta is from t = 0
+        if self.appenders["events/dt"].ds.dtype == np.int32 and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
+            self._widen_dt()
+        for name in ("dt", "x", "y", "p"):
+            self.appenders[f"events/{name}"].append(dt if name == "dt" else ev[name])
+
+    def _widen_dt(self) -> None:
+        """Switch ``events/dt`` to int64 (a delta beyond ±2**31 µs), keeping what was written."""
+        app = self.appenders["events/dt"]
+        app.finish()
+        data = app.ds[:]
+        del self.f["events/dt"]
+        self._dataset("events/dt", (), np.int64, self.chunk_events)
+        self.appenders["events/dt"].append(data)
+
+    def close(self) -> None:
+        self._flush()
+        super().close()
+
+
+def write_events_cache(path, samples, **options) -> int:
+    """Write ``samples`` (iterable of ``(events, label, meta)``; ``meta`` a dict with ``source``,
+    ``t_offset`` and any further scalar fields) with ``EventsWriter(path, **options)``; return N."""
+    with EventsWriter(path, **options) as w:
+        for events, label, meta in samples:
+            w.append(events, label, **dict(meta or {}))
+        return len(w.labels)
+
+
+class _Store:
+    """Shared reader: validates on construction, opens the HDF5 file lazily once per process."""
+
+    kind = ""
+
+    def __init__(self, path, key: str | None = None):
+        self.path = Path(path)
+        self.key = key
+        self._h5 = None
+        self._pid = None
+        reason = check_cache(self.path, key, self.kind)
+        if reason is not None:
+            raise CacheError(f"{self.path} cannot be served: {reason}. Delete it (`neurodata cache rm`) "
+                             "or let the dataset rebuild it")
+        with _open(self.path) as f:
+            self.offsets = f["offsets"][:]
+            self.labels = f["labels"][:]
+            a = f.attrs
+            self.attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
+            self.class_names = tuple(_attr_str(c) for c in a["class_names"])
+            self.source_checksums = json.loads(_attr_str(a["source_checksums"]))
+            self.extra = json.loads(_attr_str(a["extra"]))
+
+    def _file(self):
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = _open(self.path)  # a handle inherited through fork is never used
+            self._pid = os.getpid()
+            self._bind(self._h5)
+        return self._h5
+
+    def _bind(self, f) -> None:
+        pass
+
+    def meta(self, name: str) -> np.ndarray:
+        """Per-sample metadata column ``name`` (``"source"``, ``"t_offset"``, ...), shape (N,)."""
+        data = self._file()[f"meta/{name}"]
+        return data.asstr()[:] if h5py.check_string_dtype(data.dtype) else data[:]
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def _index(self, i) -> int:
+        n = len(self)
+        i = int(i)
+        if not -n <= i < n:
+            raise IndexError(f"sample index {i} out of range for {n} samples in {self.path}")
+        return i % n
+
+    def close(self) -> None:
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = self._pid = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_h5"] = state["_pid"] = None
+        for k in [k for k in state if k.startswith("_ds")]:
+            del state[k]
+        return state
+
+    def __repr__(self):
+        return f"{type(self).__name__}({str(self.path)!r}, samples={len(self)})"
+
+
+class EventsStore(_Store):
+    """Read an events cache: ``store[i] -> (events ndarray[EVENT_DTYPE] (n_i,), label int)``.
+
+    Attributes: ``labels`` (int64, (N,)), ``offsets`` (int64, (N+1,)), ``sensor_size``,
+    ``class_names``, ``source_checksums``, ``extra``, ``attrs`` (all root attributes). Safe to pickle
+    and to use from DataLoader workers (fork or spawn): each process opens its own handle.
+    Raises ``CacheError`` when the file is incomplete, stale (``key`` given and different) or damaged.
+    """
+
+    kind = "events"
+
+    def __init__(self, path, key: str | None = None):
+        super().__init__(path, key)
+        self.sensor_size = tuple(int(v) for v in self.attrs["sensor_size"])
+
+    def _bind(self, f) -> None:
+        g = f["events"]
+        self._ds = (g["dt"], g["x"], g["y"], g["p"])
+
+    def __getitem__(self, i):
+        i = self._index(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        out = np.empty(b - a, EVENT_DTYPE)
+        if b > a:
+            self._file()
+            dt, x, y, p = self._ds
+            try:
+                out["t"] = np.cumsum(dt[a:b], dtype=np.int64)  # faster than cumsum(out=<strided field>)
+                out["x"], out["y"], out["p"] = x[a:b], y[a:b], p[a:b]
+            except OSError as e:
+                raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
+                                 "delete it (`neurodata cache rm`) to rebuild") from None
+        return out, int(self.labels[i])
+
+    @classmethod
+    def open_or_build(cls, path, key: str, samples, **writer_options) -> "EventsStore":
+        """``get_or_build`` with ``write_events_cache(tmp, samples(), key=key, **writer_options)``;
+        ``samples`` is a zero-argument callable, called only when a build is needed."""
+        get_or_build(path, key, lambda tmp: write_events_cache(tmp, samples(), key=key, **writer_options))
+        return cls(path, key)
+
+
+class FramesWriter(_Writer):
+    """Write a frames cache: ``append(frames (T, P, H, W), label, ...)`` with one shape (P, H, W)
+    and dtype for the whole file; T may vary per sample. Options as ``EventsWriter`` plus ``params``
+    and ``semantics_version`` (stored as attributes) and ``chunk_bytes`` (target raw chunk size)."""
+
+    kind = "frames"
+
+    def __init__(self, path, *, key, frame_shape, dtype, params, semantics_version, class_names=(),
+                 source_checksums=None, attrs=None, chunk_bytes: int = 1 << 18, threads=None):
+        super().__init__(path, key=key, class_names=class_names, source_checksums=source_checksums, attrs=attrs,
+                         threads=threads)
+        self.frame_shape = tuple(int(v) for v in frame_shape)
+        if len(self.frame_shape) != 3 or min(self.frame_shape) < 1:
+            raise ValueError(f"frame_shape must be (P, H, W) of positive ints, got {frame_shape!r}")
+        self.dtype = np.dtype(dtype)
+        per_frame = self.dtype.itemsize * int(np.prod(self.frame_shape))
+        rows = int(min(64, max(1, chunk_bytes // per_frame)))
+        self._dataset("frames", self.frame_shape, self.dtype, rows)
+        a = self.f.attrs
+        a["frame_shape"] = np.array(self.frame_shape, np.int64)
+        a["params"] = json.dumps(dict(params), sort_keys=True, default=_jsonable)
+        a["semantics_version"] = str(semantics_version)
+
+    def append(self, frames, label: int, source: str = "", t_offset: int = 0, **meta) -> None:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[1:] != self.frame_shape:
+            raise ValueError(f"sample {len(self.labels)}: frames must have shape (T, {', '.join(map(str, self.frame_shape))}), "
+                             f"got {frames.shape}")
+        if not np.can_cast(frames.dtype, self.dtype, casting="same_kind"):
+            raise TypeError(f"sample {len(self.labels)}: frames dtype {frames.dtype} does not fit {self.dtype}")
+        self._add_meta(label, source, t_offset, meta)
+        self.appenders["frames"].append(frames)
+        self.rows += frames.shape[0]
+        self.offsets.append(self.rows)
+
+
+def write_frames_cache(path, samples, **options) -> int:
+    """Write ``samples`` (iterable of ``(frames, label, meta)``) with ``FramesWriter``; return N."""
+    with FramesWriter(path, **options) as w:
+        for frames, label, meta in samples:
+            w.append(frames, label, **dict(meta or {}))
+        return len(w.labels)
+
+
+class FramesStore(_Store):
+    """Read a frames cache: ``store[i] -> (frames ndarray (T_i, P, H, W), label int)``.
+
+    Also ``frame_shape``, ``params`` (dict), ``semantics_version`` and the attributes of
+    ``EventsStore``. ``key`` should be ``frames_key(params, semantics_version, source_key)``.
+    """
+
+    kind = "frames"
+
+    def __init__(self, path, key: str | None = None):
+        super().__init__(path, key)
+        self.frame_shape = tuple(int(v) for v in self.attrs["frame_shape"])
+        self.params = json.loads(_attr_str(self.attrs["params"]))
+        self.semantics_version = _attr_str(self.attrs["semantics_version"])
+
+    def _bind(self, f) -> None:
+        self._ds = f["frames"]
+
+    def __getitem__(self, i):
+        i = self._index(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        self._file()
+        try:
+            return self._ds[a:b], int(self.labels[i])
+        except OSError as e:
+            raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
+                             "delete it (`neurodata cache rm`) to rebuild") from None
+
+    @classmethod
+    def open_or_build(cls, path, key: str, samples, **writer_options) -> "FramesStore":
+        """As ``EventsStore.open_or_build`` with ``write_frames_cache``."""
+        get_or_build(path, key, lambda tmp: write_frames_cache(tmp, samples(), key=key, **writer_options),
+                     kind="frames")
+        return cls(path, key)

@@ -1,0 +1,54 @@
+"""``neurodata fetch NAME...``: download, verify and build the caches ahead of training."""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+
+import click
+
+from . import fail, parse_frames
+
+
+def _fetch_one(name, split, options, frames):
+    from ..datasets import load
+
+    ds = load(name, split=split, frames=frames, **options)
+    return f"{name} {split}: {len(ds)} samples ready ({ds.store.path})"
+
+
+@click.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--split", "splits", multiple=True, help="Split(s) to prepare (default: train and test).")
+@click.option("--root", default=None, help="Cache root (default $NEURODATA_HOME or the user cache dir).")
+@click.option("--mirror", default=None, help="Mirror base URL or folder, tried first as <mirror>/<name>/<file>.")
+@click.option("--from", "source", default=None, type=click.Path(exists=True),
+              help="A folder holding the dataset's files (or one such file): manual downloads.")
+@click.option("--no-verify", is_flag=True, help="Skip checksum verification (not recommended).")
+@click.option("--frames", "frames", multiple=True, metavar="K=V",
+              help="Also build a frames cache with these ToFrame parameters, e.g. --frames frames_number=16 "
+                   "--frames split_by=number.")
+@click.option("--jobs", default=1, show_default=True, help="Datasets/splits prepared in parallel processes.")
+def command(names, splits, root, mirror, source, no_verify, frames, jobs):
+    """Prepare NAMES (see `neurodata list`) so that loading them later is instant."""
+    from .. import DownloadError
+    from ..datasets import get
+
+    frames_params = parse_frames(frames)
+    tasks = []
+    for name in names:
+        try:
+            recipe = get(name).recipe
+        except ValueError as e:
+            fail(str(e), 2)
+        for split in splits or recipe.splits:
+            opts = {"root": root, "mirror": mirror, "source": source, "verify": not no_verify}
+            tasks.append((name, split, opts, frames_params))
+    try:
+        if jobs > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(jobs) as pool:
+                for line in pool.map(_fetch_one, *zip(*tasks)):
+                    click.echo(line)
+        else:
+            for task in tasks:
+                click.echo(_fetch_one(*task))
+    except (DownloadError, FileNotFoundError, ValueError) as e:
+        fail(str(e), 1)

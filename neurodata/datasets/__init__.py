@@ -1,0 +1,73 @@
+"""Datasets: one module per dataset, each a ``Recipe`` (data) plus the rule that turns its files
+into samples; ``load`` is the one-liner and ``available()`` the registry.
+
+    >>> import neurodata
+    >>> ds = neurodata.load("nmnist", split="train")                       # events
+    >>> fr = neurodata.load("dvsgesture", split="train", source="~/Downloads",
+    ...                     frames=dict(frames_number=16, split_by="number"))   # (T, P, H, W)
+"""
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["NMNIST", "NCaltech101", "CIFAR10DVS", "DVSGesture", "SaccadeDigits", "FramesDataset",
+           "available", "get", "load", "REGISTRY"]
+
+# registry name -> (module, class name)
+REGISTRY = {
+    "nmnist": ("nmnist", "NMNIST"),
+    "ncaltech101": ("ncaltech101", "NCaltech101"),
+    "cifar10dvs": ("cifar10dvs", "CIFAR10DVS"),
+    "dvsgesture": ("dvsgesture", "DVSGesture"),
+    "saccade-digits": ("saccade_digits", "SaccadeDigits"),
+}
+
+
+def get(name: str):
+    """The dataset class registered as ``name`` (lower case, e.g. ``"nmnist"``)."""
+    key = name.lower()
+    if key not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[key]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def available() -> list[dict]:
+    """One dict per registered dataset: name, title, download mode, size, licence, classes, splits."""
+    rows = []
+    for name in REGISTRY:
+        r = get(name).recipe
+        rows.append({"name": name, "title": r.title, "download": r.download, "size_bytes": r.download_size,
+                     "licence": r.licence, "classes": len(r.classes), "sensor_size": r.sensor_size,
+                     "splits": r.splits, "samples": dict(r.sample_counts)})
+    return rows
+
+
+def load(name: str, split: str = "train", frames=None, **options):
+    """The one-liner: a ready dataset of ``(events, label)``, or of ``(frames, label)`` with ``frames=``.
+
+    ``frames`` is a dict of ``neurodata.transforms.ToFrame`` parameters (e.g.
+    ``dict(frames_number=16, split_by="number")``); frames come from a cache keyed by every
+    parameter. Other keyword arguments go to the dataset class (``root``, ``download``, ``mirror``,
+    ``source``, ``verify``, ``transform``, dataset options).
+    """
+    cls = get(name)
+    if frames is None:
+        return cls(split=split, **options)
+    from .frames import FramesDataset
+
+    transform = options.pop("transform", None)
+    target_transform = options.pop("target_transform", None)
+    return FramesDataset(cls(split=split, **options), dict(frames), transform=transform,
+                         target_transform=target_transform)
+
+
+def __getattr__(name):
+    for key, (module, cls) in REGISTRY.items():
+        if cls == name:
+            return get(key)
+    if name == "FramesDataset":
+        from .frames import FramesDataset
+
+        return FramesDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,185 @@
+"""The shared dataset machinery: resources → verified files → events cache → PyTorch dataset.
+
+A dataset class sets ``recipe`` (a ``Recipe``) and implements ``_samples(files, split)``, a
+generator of ``(events, label, meta)`` in a stable order (``files`` maps resource file names to
+verified local paths). Everything else lives here:
+
+1. ``split`` and options are validated; the cache file name and content key follow from the
+   recipe (checksums, cache version), the split and every option that changes the content.
+2. A complete cache with that key is served as is: the archives are not even looked at.
+3. Otherwise the resources are made available (``source=`` folder/file, else download with
+   mirrors, else an error that says exactly what to fetch and where to put it), verified, and
+   the cache is built once across processes (``neurodata.cache.get_or_build``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cache import EventsStore, cache_root, content_key
+from ..download import fetch_resource, is_offline
+from ..errors import DownloadError
+from ._recipe import Recipe, Resource
+
+__all__ = ["EventDataset", "find_source"]
+
+
+def find_source(source, resource: Resource) -> Path | None:
+    """The file for ``resource`` inside ``source`` (a folder, or one file with an accepted name)."""
+    source = Path(source).expanduser()
+    names = (resource.filename, *resource.aliases)
+    if source.is_file():
+        return source if source.name in names else None
+    for name in names:
+        for candidate in (source / name, *source.glob(f"*/{name}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+class EventDataset(torch.utils.data.Dataset):
+    """A map-style dataset of event samples backed by the HDF5 events cache.
+
+    ``ds[i]`` returns ``(events, label)``: ``events`` a ``neurodata.EVENT_DTYPE`` array (t in µs from
+    the sample's time origin, the dataset's documented orientation applied), ``label`` an int
+    (after ``transform`` / ``target_transform`` when given). ``ds.targets`` holds all labels
+    without reading events; ``ds.classes`` the class names (label i is ``classes[i]``);
+    ``ds.sensor_size`` is ``(W, H, P)``; ``ds.metadata(i)`` the sample's source member and time offset.
+
+    Parameters
+    ----------
+    root : path, optional
+        Cache folder (default ``$NEURODATA_HOME`` or the user cache dir); files go to ``root/<name>/``.
+    split : ``"train"``, ``"test"`` (``"valid"`` where the dataset has one) or ``"all"``.
+    transform, target_transform : callables applied to events / label.
+    download : bool
+        Fetch missing resources (False: they must already be in ``root/<name>/`` or ``source``).
+    mirror : str, optional
+        A mirror base URL or folder tried first as ``<mirror>/<name>/<file name>``.
+    source : path, optional
+        A folder holding the resource files (or one such file), e.g. a manual download.
+    verify : bool
+        Check checksums (False only on explicit request; warns).
+    """
+
+    recipe: Recipe
+
+    def __init__(self, root=None, split: str = "train", transform=None, target_transform=None,
+                 download: bool = True, mirror=None, source=None, verify: bool = True, **options):
+        splits = (*self.recipe.splits, "all")
+        if split not in splits:
+            raise ValueError(f"{type(self).__name__}: split must be one of {splits}, got {split!r}")
+        self.split = split
+        self.options = self._check_options(**options)
+        self.transform = transform
+        self.target_transform = target_transform
+        self.root = cache_root(root) / self.recipe.name
+        self._mirror, self._source, self._download, self._verify = mirror, source, download, verify
+        self.store = EventsStore.open_or_build(
+            self.cache_path, self.cache_key, self._build_samples,
+            sensor_size=self.recipe.sensor_size, class_names=self.recipe.classes,
+            source_checksums={r.filename: r.checksum for r in self._resources() if r.checksum},
+            attrs={"dataset": self.recipe.name, "split": split, "options": self.options})
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def _check_options(self, **options) -> dict:
+        """Validate dataset-specific options; return those that change the cached content."""
+        if options:
+            raise TypeError(f"{type(self).__name__} got unexpected options {sorted(options)}")
+        return {}
+
+    def _samples(self, files: dict, split: str):
+        raise NotImplementedError
+
+    # -- cache identity --------------------------------------------------------------------
+    def _resources(self):
+        return [r for r in self.recipe.resources if r.needed_for(self.split)]
+
+    @property
+    def variant(self) -> str:
+        opts = "-".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.split}{'-' + opts if opts else ''}"
+
+    @property
+    def cache_key(self) -> str:
+        return content_key(self.recipe.name, self.recipe.cache_version, self.split, self.options,
+                           [(r.filename, r.checksum) for r in self._resources()])
+
+    @property
+    def cache_path(self) -> Path:
+        return self.root / f"events-{self.variant}-{self.cache_key[:12]}.h5"
+
+    # -- resources -------------------------------------------------------------------------
+    def resource_paths(self) -> dict:
+        """Make every resource this split needs available and verified; return ``{file name: path}``."""
+        files = {}
+        for res in self._resources():
+            dest = self.root / res.filename
+            urls: list = list(res.urls)
+            if self._source is not None:
+                found = find_source(self._source, res)
+                if found is None:
+                    raise DownloadError(
+                        f"{res.filename} (also known as {', '.join(res.aliases) or 'no other name'}) is not in "
+                        f"{self._source}; put the file there or pass its path")
+                urls = [str(found)]
+            elif not self._download or not res.urls:  # no URL: a manual download
+                if not dest.exists():
+                    raise DownloadError(self._missing_message(res, dest))
+                urls = []
+            files[res.filename] = fetch_resource(
+                urls, dest, checksum=res.checksum, size=res.size, dataset=self.recipe.name,
+                mirrors=[self._mirror] if self._mirror and self._source is None else [],
+                offline=True if not urls else None, verify=self._verify)
+        return files
+
+    def _missing_message(self, res: Resource, dest: Path) -> str:
+        how = self.recipe.manual_instructions or "download it, or pass download=True"
+        return (f"{self.recipe.title}: {res.filename} is missing (expected at {dest}, "
+                f"checksum {res.checksum}). {how} Then pass source=<folder or file> "
+                f"(CLI: neurodata fetch {self.recipe.name} --from PATH).")
+
+    def _build_samples(self):
+        yield from self._samples(self.resource_paths(), self.split)
+
+    # -- Dataset protocol ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i):
+        events, label = self.store[i]
+        if self.transform is not None:
+            events = self.transform(events)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return events, label
+
+    @property
+    def classes(self) -> tuple:
+        return self.recipe.classes
+
+    @property
+    def sensor_size(self) -> tuple:
+        return self.recipe.sensor_size
+
+    @property
+    def targets(self) -> np.ndarray:
+        return np.asarray(self.store.labels)
+
+    def metadata(self, i: int) -> dict:
+        """Per-sample metadata: ``source`` (archive member) and ``t_offset`` (µs removed from t)."""
+        i = self.store._index(i)
+        return {name: _scalar(self.store.meta(name)[i]) for name in ("source", "t_offset")}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(split={self.split!r}, samples={len(self)}, "
+                f"sensor_size={self.sensor_size}, classes={len(self.classes)}, cache={str(self.cache_path)!r})")
+
+
+def _scalar(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    return v.item() if hasattr(v, "item") else v

@@ -1,0 +1,138 @@
+"""DVS128 Gesture (Amir et al. 2017): 11 hand gestures by 29 subjects under 3 lighting conditions."""
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+
+import numpy as np
+
+from ..archives import open_archive
+from ..formats import read_bytes
+from ..formats.gesture_labels import read_gesture_labels
+from ._base import EventDataset
+from ._recipe import Recipe, Resource
+
+__all__ = ["DVSGesture", "RECIPE"]
+
+RELEASES = ("original", "tonic")
+_ORIGINAL = Resource("DvsGesture.tar.gz", (), "md5:8a5c71fb11e24e5ca5b11866ca6c00a1")
+_TONIC = (
+    Resource("ibmGestureTrain.tar.gz", ("https://ndownloader.figshare.com/files/38022171",),
+             "md5:3a8f0d4120a166bac7591f77409cb105", splits=("train",)),
+    Resource("ibmGestureTest.tar.gz", ("https://ndownloader.figshare.com/files/38020584",),
+             "md5:56070e45dadaa85fff82e0fbfbc06de5", splits=("test",)),
+)
+
+RECIPE = Recipe(
+    name="dvsgesture",
+    title="DVS128 Gesture",
+    resources=(_ORIGINAL, *_TONIC),
+    classes=("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
+             "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
+             "arm_roll", "air_drums", "air_guitar", "other_gestures"),
+    sensor_size=(128, 128, 2),
+    splits=("train", "test"),
+    licence="CC BY 4.0",
+    citation="A. Amir et al. A Low Power, Fully Event-Based Gesture Recognition System. CVPR 2017.",
+    orientation="as stored in the AEDAT 3.1 files (libcaer: origin top-left); no flips",
+    time_origin="the label window's start (startTime_usec of the CSV row; kept in metadata t_offset)",
+    split_rule="official: recordings listed in trials_to_train.txt / trials_to_test.txt; every CSV row is "
+               "a sample of the events in [startTime_usec, endTime_usec), label = class − 1",
+    sample_counts={"train": 1176, "test": 288, "train (tonic release)": 1077, "test (tonic release)": 264},
+    download="manual",
+    manual_instructions=(
+        "DvsGesture.tar.gz is served by IBM behind a login: open "
+        "https://ibm.ent.box.com/s/3hiq58ww1pbbjrinh367ykfdf60xsfm8/folder/50167556794, download "
+        "DvsGesture.tar.gz (md5 8a5c71fb11e24e5ca5b11866ca6c00a1)."
+    ),
+    homepage="https://research.ibm.com/interactive/dvsgesture/",
+)
+
+
+class DVSGesture(EventDataset):
+    """DVS128 Gesture, 128×128×2, labels 0–10 (= CSV class − 1, never folder order).
+
+    Options
+    -------
+    release : ``"original"`` (default; ``DvsGesture.tar.gz``, a manual download, 1176/288 samples)
+        or ``"tonic"`` (the preprocessed figshare files Tonic uses, downloaded automatically;
+        a different sample set, 1077/264, whose ``.npy`` files hold x, y, p, t in ms → µs).
+    merge_repeats : bool
+        Original release only: when a class occurs several times in one recording, merge its
+        windows into one sample (events of all its windows, time origin at the first start).
+    """
+
+    recipe = RECIPE
+
+    def _check_options(self, release: str = "original", merge_repeats: bool = False) -> dict:
+        if release not in RELEASES:
+            raise ValueError(f"release must be one of {RELEASES}, got {release!r}")
+        if merge_repeats and release != "original":
+            raise ValueError("merge_repeats applies to release='original' only")
+        opts = {"release": release}
+        if merge_repeats:
+            opts["merge_repeats"] = True
+        return opts
+
+    def _resources(self):
+        wanted = {_ORIGINAL.filename} if self.options["release"] == "original" else {r.filename for r in _TONIC}
+        return [r for r in self.recipe.resources if r.filename in wanted and r.needed_for(self.split)]
+
+    def _samples(self, files, split):
+        if self.options["release"] == "tonic":
+            for res in self._resources():
+                yield from _tonic_samples(files[res.filename])
+            return
+        with open_archive(files[_ORIGINAL.filename]) as ar:
+            names = {posixpath.basename(m.name): m.name for m in ar.files()}
+            trials = []
+            for s in (("train", "test") if split == "all" else (split,)):
+                listing = names.get(f"trials_to_{s}.txt")
+                if listing is None:
+                    raise FileNotFoundError(f"{files[_ORIGINAL.filename]} has no trials_to_{s}.txt")
+                trials += [ln.strip() for ln in ar.read(listing).decode().splitlines() if ln.strip()]
+            for trial in trials:
+                aedat = names[trial]
+                labels = read_gesture_labels(io.BytesIO(ar.read(names[trial.replace(".aedat", "_labels.csv")])))
+                events = read_bytes(ar.read(aedat), "aedat31")
+                yield from self._cut(events, labels, aedat)
+
+    def _cut(self, events, labels, source):
+        t = events["t"]
+        windows = [(int(r["class"]), int(r["start_us"]), int(r["end_us"])) for r in labels]
+        if self.options.get("merge_repeats"):
+            merged: dict = {}
+            for cls, a, b in windows:
+                merged.setdefault(cls, []).append((a, b))
+            for cls, spans in merged.items():
+                parts = [events[(t >= a) & (t < b)] for a, b in spans]
+                start = min(a for a, _ in spans)
+                ev = np.concatenate(parts)
+                ev = ev[np.argsort(ev["t"], kind="stable")]
+                ev["t"] -= start
+                yield ev, cls - 1, {"source": source, "t_offset": start}
+            return
+        for cls, a, b in windows:
+            ev = events[(t >= a) & (t < b)]
+            ev["t"] -= a
+            yield ev, cls - 1, {"source": source, "t_offset": a}
+
+
+_NPY = re.compile(r"(?:^|/)(\d+)\.npy$")
+
+
+def _tonic_samples(path):
+    from ..events import make_events
+
+    with open_archive(path) as ar:
+        for name in sorted(m.name for m in ar.files(".npy")):
+            match = _NPY.search(name)
+            if not match:
+                continue
+            arr = np.load(io.BytesIO(ar.read(name)), allow_pickle=False)
+            if arr.ndim != 2 or arr.shape[1] < 4:
+                raise ValueError(f"{path}: member {name} is not an (N, 4) array of x, y, p, t")
+            t = np.rint(arr[:, 3].astype(np.float64) * 1000).astype(np.int64)
+            ev = make_events(t, arr[:, 0], arr[:, 1], arr[:, 2])
+            yield ev, int(match.group(1)), {"source": name, "t_offset": 0}

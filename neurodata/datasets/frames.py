@@ -1,0 +1,76 @@
+"""Frames served from a cache: ``(T, P, H, W)`` tensors made once by ``ToFrame`` from an events dataset."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..cache import FramesStore, frames_key
+from ..events import EVENT_DTYPE
+
+__all__ = ["FramesDataset", "FRAMES_SEMANTICS"]
+
+FRAMES_SEMANTICS = "toframe-1"
+"""Version of ``ToFrame``'s semantics; part of every frames cache key (bump it when they change)."""
+
+
+class FramesDataset(torch.utils.data.Dataset):
+    """``ds[i] -> (frames, label)``: ``frames`` a ``torch.Tensor`` ``(T, P, H, W)`` read from a frames
+    cache keyed by every ``ToFrame`` parameter, ``FRAMES_SEMANTICS`` and the events cache's key, so a
+    changed parameter or a rebuilt events cache can never serve stale frames.
+
+    Parameters
+    ----------
+    events_dataset : neurodata.datasets.EventDataset
+    params : dict
+        Keyword arguments of ``neurodata.transforms.ToFrame`` (its ``sensor_size`` is the dataset's).
+    transform, target_transform : callables applied to the frames tensor / the label.
+    """
+
+    def __init__(self, events_dataset, params: dict, transform=None, target_transform=None):
+        from ..transforms import ToFrame
+
+        self.events = events_dataset
+        self.params = dict(params)
+        self.to_frame = ToFrame(events_dataset.sensor_size, **self.params)
+        self.transform = transform
+        self.target_transform = target_transform
+        key = frames_key(self.params, FRAMES_SEMANTICS, events_dataset.cache_key)
+        path = events_dataset.root / f"frames-{events_dataset.variant}-{key[:12]}.h5"
+        W, H, P = events_dataset.sensor_size
+        dtype = self.to_frame(np.empty(0, EVENT_DTYPE)).dtype
+        self.store = FramesStore.open_or_build(
+            path, key, self._samples, frame_shape=(P, H, W), dtype=dtype, params=self.params,
+            semantics_version=FRAMES_SEMANTICS, class_names=events_dataset.classes)
+
+    def _samples(self):
+        store = self.events.store
+        for i in range(len(store)):
+            events, label = store[i]
+            yield self.to_frame(events), label, {}
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i):
+        frames, label = self.store[i]
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+        if self.transform is not None:
+            frames = self.transform(frames)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return frames, label
+
+    @property
+    def classes(self):
+        return self.events.classes
+
+    @property
+    def sensor_size(self):
+        return self.events.sensor_size
+
+    @property
+    def targets(self):
+        return self.events.targets
+
+    def __repr__(self) -> str:
+        return f"FramesDataset({self.events!r}, params={self.params})"

@@ -1,0 +1,490 @@
+"""AEDAT 3.1 (cAER / libcaer; DVS128 Gesture ``.aedat``): packetised little-endian events.
+
+Layout: ASCII header lines ``#!AER-DAT3.1``, ``#Format: RAW``, ``#Source <id>: <name>``,
+``#Start-Time: ...`` ended by ``#!END-HEADER`` (found by searching, since some real files end a
+header line with a bare ``\\r``); then packets. A packet is a 28-byte header (``int16 eventType,
+int16 eventSource, int32 eventSize, int32 eventTSOffset, int32 eventTSOverflow, int32
+eventCapacity, int32 eventNumber, int32 eventValid``) followed by ``eventCapacity * eventSize``
+bytes. Polarity events (type 1, 8 bytes: ``uint32 data, int32 timestamp``) are decoded; other
+packet types are skipped by their declared size. See ``docs/formats.md`` for the exact rules.
+
+Decoding is two passes over a memory map: ``_walk_kernel`` validates every packet header and
+lists the polarity packets, then ``_decode_kernel`` (GIL released, one thread per core) writes
+the valid events straight into the preallocated output.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import warnings
+from datetime import datetime
+
+import numpy as np
+from numba import njit
+
+from ..errors import FormatError
+from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
+from ._base import FileInfo, atomic_write
+from ._parallel import map_ordered, resolve_threads
+
+NAME = "aedat31"
+SUFFIXES = (".aedat",)
+
+_MAGIC = b"#!AER-DAT3"
+_END = b"#!END-HEADER"
+_MAX_HEADER = 1 << 20
+_HEADER = struct.Struct("<hhiiiiii")  # 28 bytes
+_POLARITY = 1
+_PARALLEL_MIN_EVENTS = 1 << 20
+_WINDOW_BYTES = 32 << 20
+_PAGE = mmap.PAGESIZE
+
+# Known libcaer chip names -> (W, H); matched as prefixes of the ``#Source`` name.
+_CHIP_SIZES = (("DVS128", (128, 128)), ("DAVIS128", (128, 128)), ("DAVIS208", (208, 192)),
+               ("DAVIS240", (240, 180)), ("DAVIS346", (346, 260)), ("DAVIS640", (640, 480)),
+               ("DVXplorer", (640, 480)), ("DVXPLORER", (640, 480)))
+
+# _walk_kernel status codes
+_OK, _TRUNC_HEADER, _BAD_SIZE, _BAD_CAPACITY, _BAD_NUMBER, _BAD_OVERFLOW, _TRUNC_BODY, _BAD_POL_SIZE = range(8)
+
+
+def detect(head: bytes) -> bool:
+    return head.startswith(_MAGIC)
+
+
+# --------------------------------------------------------------------------------------- header
+def _parse_header(path):
+    """Return ``(lines, data_offset)``: header lines (without ``#``) and the first packet's offset."""
+    with open(path, "rb") as f:
+        head = f.read(_MAX_HEADER)
+    if not head.startswith(_MAGIC):
+        raise FormatError(path, 0, f"expected the AEDAT 3 magic {_MAGIC!r}, found {head[:12]!r}")
+    i = head.find(_END)
+    if i < 0:
+        raise FormatError(path, len(head), f"no {_END!r} line within the first {len(head)} bytes; "
+                          "the header is truncated or the file is not AEDAT 3.1")
+    j = i + len(_END)
+    if head[j:j + 2] == b"\r\n":
+        j += 2
+    elif head[j:j + 1] in (b"\r", b"\n"):
+        j += 1
+    elif j < len(head) or len(head) == _MAX_HEADER:
+        raise FormatError(path, j, f"{_END!r} is not followed by a line end")
+    text = head[:i].decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
+    lines = [ln[1:] for ln in text.split("\n") if ln.startswith("#")]
+    return lines, j
+
+
+def _header_metadata(lines):
+    meta = {"version": lines[0][len("!AER-DAT"):].strip() if lines else "", "sources": {}}
+    for ln in lines[1:]:
+        key, sep, value = ln.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key.startswith("Source"):
+            try:
+                meta["sources"][int(key[len("Source"):])] = value
+            except ValueError:
+                meta[key] = value
+        elif key == "Format":
+            meta["format"] = value
+        elif key == "Start-Time":
+            meta["start_time"] = value
+        else:
+            meta[key] = value
+    if meta["sources"]:
+        meta["camera"] = next(iter(meta["sources"].values()))
+    return meta
+
+
+def _chip_size(name):
+    for prefix, wh in _CHIP_SIZES:
+        if name and name.startswith(prefix):
+            return wh
+    return None
+
+
+def inspect(path) -> FileInfo:
+    """Header fields (version, format, sources ``{id: name}``, start time, camera) and sensor size.
+
+    ``sensor_size`` comes from the first source's chip name when it is a known libcaer chip
+    (DVS128, DAVIS128/208/240/346/640, DVXplorer), else None. ``event_count`` is None: counting
+    needs the valid bits of every event.
+    """
+    lines, offset = _parse_header(path)
+    meta = _header_metadata(lines)
+    wh = _chip_size(meta.get("camera"))
+    return FileInfo(path=os.fspath(path), format=NAME, sensor_size=None if wh is None else (*wh, 2),
+                    event_count=None, metadata=meta, data_offset=offset)
+
+
+# --------------------------------------------------------------------------------------- kernels
+@njit(cache=True, nogil=True, inline="always")
+def _i32(buf, q):
+    v = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8) | (np.int64(buf[q + 2]) << 16) | (np.int64(buf[q + 3]) << 24)
+    return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _u32(buf, q):
+    return np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8) | (np.int64(buf[q + 2]) << 16) | (np.int64(buf[q + 3]) << 24)
+
+
+@njit(cache=True, nogil=True)
+def _walk_kernel(buf, pos, source, allow_truncated, pk_pos, pk_num, pk_valid, sources_seen, info):
+    """Validate packet headers from ``pos`` to the end of ``buf``; list the polarity packets.
+
+    Polarity packets of ``source`` (any source when < 0) are recorded in ``pk_*`` when those arrays
+    are non-empty (they must then be long enough). ``info`` receives ``[status, offset, value,
+    n_packets, n_polarity_recorded, sum_number]``.
+    """
+    end = buf.size
+    record = pk_pos.size > 0
+    npk = 0
+    nrec = 0
+    total = 0
+    status = 0
+    value = 0
+    while pos < end:
+        if end - pos < 28:
+            status = 1
+            value = end - pos
+            break
+        etype = _i32(buf, pos) & 0xFFFF
+        etype = etype - 65536 if etype >= 32768 else etype
+        esrc = (_i32(buf, pos) >> 16)
+        esize = _i32(buf, pos + 4)
+        ovf = _i32(buf, pos + 12)
+        cap = _i32(buf, pos + 16)
+        num = _i32(buf, pos + 20)
+        val = _i32(buf, pos + 24)
+        if esize <= 0:
+            status = 2
+            value = esize
+            break
+        if cap < 0:
+            status = 3
+            value = cap
+            break
+        if num < 0 or num > cap:
+            status = 4
+            value = num
+            break
+        if ovf < 0:
+            status = 5
+            value = ovf
+            break
+        if etype == 1 and esize != 8:
+            status = 7
+            value = esize
+            break
+        body = cap * esize
+        if body > end - pos - 28:
+            status = 6
+            value = body
+            if not (allow_truncated and etype == 1):
+                break
+            num = min(num, (end - pos - 28) // 8)
+        npk += 1
+        if etype == 1:
+            sources_seen[esrc + 32768] = 1
+            if source < 0 or esrc == source:
+                if record:
+                    pk_pos[nrec] = pos
+                    pk_num[nrec] = num
+                    pk_valid[nrec] = min(max(val, 0), num)
+                nrec += 1
+                total += num
+        if status == 6:
+            break
+        pos += 28 + body
+    info[0] = status
+    info[1] = pos
+    info[2] = value
+    info[3] = npk
+    info[4] = nrec
+    info[5] = total
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(buf, pk_pos, pk_num, pk_off, pk_cap, lo, hi, out, got):
+    """Decode polarity packets ``lo..hi-1``: the valid ones among the first ``pk_num[j]`` events
+    go to ``out[pk_off[j]:pk_off[j] + pk_cap[j]]`` (extra valid events are counted, not written);
+    ``got[j]`` receives the number of valid events found."""
+    for j in range(lo, hi):
+        q = pk_pos[j] + 28
+        ovf = np.int64(_i32(buf, pk_pos[j] + 12)) << 31
+        k = pk_off[j]
+        stop = k + pk_cap[j]
+        v = 0
+        for i in range(pk_num[j]):
+            d = _u32(buf, q)
+            if d & 1:
+                if k < stop:
+                    out[k].t = ovf | _i32(buf, q + 4)
+                    out[k].x = (d >> 17) & 0x7FFF
+                    out[k].y = (d >> 2) & 0x7FFF
+                    out[k].p = (d >> 1) & 1
+                    k += 1
+                v += 1
+            q += 8
+        got[j] = v
+
+
+# --------------------------------------------------------------------------------------- reading
+def _check_source(source):
+    if source is None:
+        return -1
+    if isinstance(source, (bool, np.bool_)) or not isinstance(source, (int, np.integer)) or not -32768 <= source <= 32767:
+        raise ValueError(f"source must be an eventSource id (int16) or None, got {source!r}")
+    return int(source)
+
+
+class _Mapped:
+    """The file memory-mapped read-only, with the packet list of its polarity events."""
+
+    def __init__(self, path, source, allow_truncated):
+        self.path = path
+        _, self.data_offset = _parse_header(path)
+        self._f = open(path, "rb")
+        self.mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
+        self.buf = np.frombuffer(self.mm, dtype=np.uint8)
+        try:
+            self._walk(_check_source(source), bool(allow_truncated))
+        except BaseException:
+            self.close()
+            raise
+
+    def _walk(self, source, allow_truncated):
+        seen = np.zeros(65536, np.int8)
+        info = np.zeros(6, np.int64)
+        none = np.empty(0, np.int64)
+        _walk_kernel(self.buf, self.data_offset, -1, allow_truncated, none, none, none, seen, info)
+        status, offset, value, _, n_all, _ = (int(v) for v in info)
+        self._raise_or_warn(status, offset, value, allow_truncated)
+        sources = sorted(int(s) - 32768 for s in np.flatnonzero(seen))
+        if source < 0 and len(sources) > 1:
+            raise ValueError(f"{self.path}: polarity packets come from several sources {sources}; "
+                             "pass source=<id> to choose one")
+        if source >= 0 and sources and source not in sources:
+            raise ValueError(f"{self.path}: no polarity packets from source {source}; sources present: {sources}")
+        self.pk_pos = np.empty(n_all, np.int64)
+        self.pk_num = np.empty(n_all, np.int64)
+        self.pk_valid = np.empty(n_all, np.int64)
+        if n_all:
+            _walk_kernel(self.buf, self.data_offset, source, allow_truncated,
+                         self.pk_pos, self.pk_num, self.pk_valid, seen, info)
+            n = int(info[4])
+            self.pk_pos, self.pk_num, self.pk_valid = self.pk_pos[:n], self.pk_num[:n], self.pk_valid[:n]
+        self.drop(0, self.buf.size)
+
+    def _raise_or_warn(self, status, offset, value, allow_truncated):
+        if status == _OK:
+            return
+        msgs = {
+            _TRUNC_HEADER: f"file ends inside a packet header ({value} of 28 bytes)",
+            _BAD_SIZE: f"packet header has eventSize {value}; it must be > 0",
+            _BAD_CAPACITY: f"packet header has eventCapacity {value}; it must be >= 0",
+            _BAD_NUMBER: f"packet header has eventNumber {value}, outside 0..eventCapacity",
+            _BAD_OVERFLOW: f"packet header has eventTSOverflow {value}; it must be >= 0",
+            _TRUNC_BODY: f"packet declares eventCapacity x eventSize = {value} bytes but only "
+                         f"{self.buf.size - offset - 28} remain before the end of the file",
+            _BAD_POL_SIZE: f"polarity packet (eventType 1) has eventSize {value}, expected 8",
+        }
+        msg = msgs[status]
+        if status in (_TRUNC_HEADER, _TRUNC_BODY) and allow_truncated:
+            warnings.warn(f"{self.path} at byte {offset}: {msg}; decoded the complete events before it "
+                          "(allow_truncated=True)", stacklevel=4)
+            return
+        hint = ("; pass allow_truncated=True to keep the events before the truncation"
+                if status in (_TRUNC_HEADER, _TRUNC_BODY) else "; the file is corrupt or not AEDAT 3.1")
+        raise FormatError(self.path, offset, msg + hint)
+
+    def drop(self, start, stop):
+        """Release the pages of ``[start, stop)`` from this process (they stay in the page cache)."""
+        if hasattr(self.mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            start -= start % _PAGE
+            if stop > start:
+                self.mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+    def decode(self, lo, hi, threads):
+        """Events of polarity packets ``lo..hi-1`` as one ``EVENT_DTYPE`` array."""
+        num, cap = self.pk_num[lo:hi], self.pk_valid[lo:hi]
+        out = np.empty(int(num.sum()), EVENT_DTYPE)
+        got = self._run(lo, hi, cap, out, threads)
+        if not np.array_equal(got, cap):  # eventValid disagrees with the valid bits: redo with true counts
+            got = self._run(lo, hi, got, out, threads)
+        n = int(got.sum())
+        if n < out.size:
+            try:
+                out.resize(n, refcheck=False)  # shrinks in place, no copy
+            except ValueError:
+                out = out[:n]
+        return out
+
+    def _run(self, lo, hi, cap, out, threads):
+        off = np.zeros(hi - lo, np.int64)
+        np.cumsum(cap[:-1], out=off[1:])
+        got = np.zeros(hi - lo, np.int64)
+        pos, num = self.pk_pos[lo:hi], self.pk_num[lo:hi]
+        ranges = _split(pos, num, threads)
+
+        def work(r):
+            a, b = r
+            while a < b:  # windows of ~_WINDOW_BYTES of file, released after decoding
+                c = int(np.searchsorted(pos, pos[a] + _WINDOW_BYTES, side="left"))
+                c = min(max(c, a + 1), b)
+                _decode_kernel(self.buf, pos, num, off, cap, a, c, out, got)
+                self.drop(int(pos[a]), int(pos[c - 1] + 28 + 8 * num[c - 1]))
+                a = c
+
+        for _ in map_ordered(work, ranges, len(ranges)):
+            pass
+        return got
+
+    def close(self):
+        self.buf = None
+        try:
+            self.mm.close()
+        finally:
+            self._f.close()
+
+
+def _split(pos, num, threads):
+    """Split packets into at most ``threads`` contiguous ranges of about equal event counts."""
+    n = pos.size
+    total = int(num.sum())
+    if threads <= 1 or total < _PARALLEL_MIN_EVENTS or n < 2:
+        return [(0, n)] if n else []
+    cuts = np.searchsorted(np.cumsum(num), [total * i // threads for i in range(1, threads)])
+    edges = [0, *sorted(set(int(c) for c in cuts if 0 < c < n)), n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def read(path, *, source=None, allow_truncated=False, threads=None) -> np.ndarray:
+    """Decode the polarity events of an AEDAT 3.1 file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    source : int, optional
+        ``eventSource`` id whose polarity packets to decode. Required when polarity packets come
+        from more than one source (``ValueError`` otherwise).
+    allow_truncated : bool, default False
+        When the file ends inside the last packet, keep that packet's complete events and warn
+        (``UserWarning``) instead of raising ``FormatError``.
+    threads : int, optional
+        Decoding threads (default: the usable CPUs, at most 8); files under 1 M events use one.
+
+    Returns
+    -------
+    ndarray[EVENT_DTYPE], shape (N,)
+        Valid events (bit 0 of ``data`` set) among the first ``eventNumber`` events of each
+        polarity packet, in file order: ``x = (data >> 17) & 0x7FFF``, ``y = (data >> 2) & 0x7FFF``,
+        ``p = (data >> 1) & 1``, ``t = (eventTSOverflow << 31) | timestamp`` (µs). A file without
+        polarity packets gives 0 events.
+
+    Raises
+    ------
+    FormatError
+        Wrong magic, no ``#!END-HEADER``, or a packet header with ``eventSize <= 0``, negative
+        ``eventCapacity``/``eventTSOverflow``, ``eventNumber`` outside ``0..eventCapacity``, a
+        polarity ``eventSize`` other than 8, or a body past the end of the file; the message
+        names the file and the packet's byte offset.
+    """
+    threads = resolve_threads(threads)
+    m = _Mapped(path, source, allow_truncated)
+    try:
+        return m.decode(0, m.pk_pos.size, threads)
+    finally:
+        m.close()
+
+
+def iter_blocks(path, block_bytes, *, source=None, allow_truncated=False, threads=None):
+    """Yield the events of :func:`read` in file order, packet by packet in groups of about
+    ``block_bytes`` bytes of file (every header is validated before the first block)."""
+    threads = resolve_threads(threads)
+    m = _Mapped(path, source, allow_truncated)
+    try:
+        pos = m.pk_pos
+        lo = 0
+        while lo < pos.size:
+            hi = max(lo + 1, int(np.searchsorted(pos, pos[lo] + max(int(block_bytes), 1), side="left")))
+            yield m.decode(lo, hi, threads)
+            lo = hi
+    finally:
+        m.close()
+
+
+# --------------------------------------------------------------------------------------- writing
+def write(path, events, sensor_size=None, *, packet_events=4096, source_id=1, source_name=None,
+          start_time=None) -> None:
+    """Write ``events`` as an AEDAT 3.1 file of polarity packets.
+
+    Parameters
+    ----------
+    events : ndarray[EVENT_DTYPE], shape (N,)
+        ``t`` in 0 .. 2**62 - 1 µs, ``x`` and ``y`` in 0 .. 32767.
+    sensor_size : (W, H, P), optional
+        Checked against the events; names the chip in ``#Source`` (128×128 → ``DVS128``,
+        240×180 → ``DAVIS240C``, 346×260 → ``DAVIS346``, 640×480 → ``DVXplorer``; else
+        ``Unknown``). Default ``DVS128``.
+    packet_events : int, default 4096
+        Events per packet; a packet also ends where ``t >> 31`` (its ``eventTSOverflow``) changes.
+    source_id : int, default 1
+        ``eventSource`` of every packet and the id on the ``#Source`` line.
+    source_name : str, optional
+        Overrides the chip name written on the ``#Source`` line.
+    start_time : datetime, optional
+        ``#Start-Time`` (default: now, local time).
+
+    Every packet has ``eventType 1, eventSize 8, eventTSOffset 4, eventCapacity = eventNumber =
+    eventValid = n``; each event ``data = x << 17 | y << 2 | p << 1 | 1``, ``timestamp = t & (2**31 - 1)``.
+    """
+    events = as_events(events)
+    t, x, y, p = (events[f] for f in ("t", "x", "y", "p"))
+    if int(packet_events) != packet_events or packet_events < 1:
+        raise ValueError(f"packet_events must be a positive int, got {packet_events!r}")
+    if not -32768 <= int(source_id) <= 32767:
+        raise ValueError(f"source_id must fit int16, got {source_id!r}")
+    if events.size:
+        if t.min() < 0:
+            i = int(np.argmax(t < 0))
+            raise ValueError(f"events['t'][{i}] = {t[i]} is negative; AEDAT 3.1 timestamps are >= 0")
+        if t.max() >= 1 << 62:
+            raise ValueError(f"events['t'] up to {t.max()} does not fit AEDAT 3.1 (t < 2**62)")
+        if max(int(x.max()), int(y.max())) > 0x7FFF:
+            raise ValueError("events x/y must be <= 32767 to fit AEDAT 3.1 polarity events")
+    if sensor_size is not None:
+        sensor_size = check_sensor_size(sensor_size)
+        check_bounds(events, sensor_size)
+    if source_name is None:
+        wh = (128, 128) if sensor_size is None else sensor_size[:2]
+        names = {(128, 128): "DVS128", (240, 180): "DAVIS240C", (346, 260): "DAVIS346", (640, 480): "DVXplorer"}
+        source_name = names.get(wh, "Unknown")
+    stamp = (start_time or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M:%S (TZ%z)")
+    header = (f"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source {int(source_id)}: {source_name}\r\n"
+              f"#Start-Time: {stamp}\r\n#!END-HEADER\r\n").encode("latin-1")
+    body = np.empty(events.size, [("data", "<u4"), ("ts", "<i4")])
+    body["data"] = (x.astype(np.uint32) << 17) | (y.astype(np.uint32) << 2) | ((p > 0).astype(np.uint32) << 1) | 1
+    body["ts"] = (t & 0x7FFFFFFF).astype(np.int32)
+    ovf = t >> 31
+    cuts = np.flatnonzero(ovf[1:] != ovf[:-1]) + 1
+    starts = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, events.size]):
+        starts.extend(range(int(a), int(b), int(packet_events)))
+    edges = [*starts, events.size]
+
+    def chunks():
+        yield header
+        for a, b in zip(edges[:-1], edges[1:]):
+            n = b - a
+            yield _HEADER.pack(_POLARITY, int(source_id), 8, 4, int(ovf[a]), n, n, n)
+            yield body[a:b].tobytes()
+
+    atomic_write(path, chunks())
+
+
+__all__ = ["read", "write", "inspect", "iter_blocks", "detect"]

@@ -1,0 +1,459 @@
+"""AEDAT 4.0 (iniVation DV ``.aedat4``): an IOHeader flatbuffer, then compressed flatbuffer packets.
+
+Layout: ``#!AER-DAT4.0\\r\\n``, ``uint32`` length L, L bytes of IOHeader flatbuffer (identifier
+``IOHE``: slot 0 ``compression`` int32 — 0 none, 1/2 LZ4 frame, 3/4 Zstd; slot 1
+``file_data_position`` int64, default -1; slot 2 ``description``: XML naming the streams), then
+packets ``int32 stream id, uint32 size, size bytes``: each payload is compressed on its own and
+holds a size-prefixed flatbuffer (``EVTS``, ``FRME``, ``IMUS``, ``TRIG``). Packets end at
+``file_data_position`` when that lies inside the file, else at the end of the file; the file data
+table is never needed for reading. Events are 16-byte structs ``{int64 t; int16 x; int16 y; bool on}``.
+
+Reading: ``_walk_kernel`` lists the packets from a memory map; worker threads ``pread``,
+decompress (LZ4/Zstd release the GIL) and validate each ``EVTS`` flatbuffer
+(``_locate_events_kernel``); the calling thread copies the events into a preallocated output
+(``_copy_events_kernel``, GIL released). Container pieces live in ``_aedat4_layout.py``, the
+writer in ``_aedat4_writer.py``.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..errors import FormatError
+from ..events import EVENT_DTYPE
+from . import _flatbuffers as fb
+from ._aedat4_layout import (COMPRESSION, DV_EVENT, FTAB_FIELDS, IMU_DTYPE, IMU_FIELDS, MAGIC, MAX_SIDE,
+                             TRIGGER_DTYPE, TRIGGER_FIELDS, Header, decompress)
+from ._aedat4_writer import write_aedat4
+from ._base import FileInfo
+from ._parallel import map_ordered, resolve_threads
+
+NAME = "aedat4"
+SUFFIXES = (".aedat4",)
+
+_BATCH_BYTES = 1 << 20
+_INLINE_BELOW = 4 << 20  # event payload bytes under which threads do not pay off
+_MAX_TABLE = 256 << 20
+
+__all__ = ["read", "write", "inspect", "iter_blocks", "detect", "Aedat4Streams", "IMU_DTYPE",
+           "TRIGGER_DTYPE", "DV_EVENT"]
+
+
+class Aedat4Streams(NamedTuple):
+    """What ``read(..., imu=True)`` / ``triggers=True`` return; unrequested members are None."""
+
+    events: np.ndarray
+    imu: np.ndarray | None
+    triggers: np.ndarray | None
+
+
+def detect(head: bytes) -> bool:
+    return head.startswith(MAGIC)
+
+
+# --------------------------------------------------------------------------------------- kernels
+@njit(cache=True, nogil=True, inline="always")
+def _u(buf, q, width):
+    v = np.int64(0)
+    for k in range(width):
+        v |= np.int64(buf[q + k]) << (8 * k)
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _walk_kernel(buf, pos, end, pk_pos, pk_id, pk_size, info):
+    """List packets ``(int32 id, uint32 size)`` from ``pos`` to ``end``; record them when the
+    ``pk_*`` arrays are non-empty. ``info = [status, offset, value, count]``: status 0 ok,
+    1 partial packet header, 2 payload past ``end``."""
+    record = pk_pos.size > 0
+    n = 0
+    status = 0
+    value = 0
+    while pos < end:
+        if end - pos < 8:
+            status = 1
+            value = end - pos
+            break
+        size = _u(buf, pos + 4, 4)
+        if size > end - pos - 8:
+            status = 2
+            value = size
+            break
+        if record:
+            sid = _u(buf, pos, 4)
+            pk_pos[n] = pos
+            pk_id[n] = sid - (np.int64(1) << 32) if sid >= (np.int64(1) << 31) else sid
+            pk_size[n] = size
+        n += 1
+        pos += 8 + size
+    info[0] = status
+    info[1] = pos
+    info[2] = value
+    info[3] = n
+
+
+@njit(cache=True, nogil=True)
+def _locate_events_kernel(dec, info):
+    """Validate the size-prefixed ``EVTS`` flatbuffer in ``dec``; on success ``info[3:5] =
+    (start, count)`` of its event vector (count 0 when the field is absent) and return 0, else
+    return a status with ``info[1:3] = (position, value)``.
+
+    Status: 1 shorter than 12 bytes, 2 size prefix too large, 3 identifier not EVTS, 4 root table
+    outside, 5 vtable outside or bad sizes, 6 field outside its table, 7 vector outside.
+    """
+    n = dec.size
+    info[3] = 0
+    info[4] = 0
+    if n < 12:
+        info[1], info[2] = 0, n
+        return 1
+    end = 4 + _u(dec, 0, 4)
+    if end > n:
+        info[1], info[2] = 0, end - 4
+        return 2
+    if dec[8] != 69 or dec[9] != 86 or dec[10] != 84 or dec[11] != 83:
+        info[1], info[2] = 8, 0
+        return 3
+    tab = 4 + _u(dec, 4, 4)
+    if tab > end - 4:
+        info[1], info[2] = 4, tab
+        return 4
+    so = _u(dec, tab, 4)
+    vt = tab - (so - (np.int64(1) << 32) if so >= (np.int64(1) << 31) else so)
+    if vt < 4 or vt > end - 4:
+        info[1], info[2] = tab, vt
+        return 5
+    vsize = _u(dec, vt, 2)
+    tsize = _u(dec, vt + 2, 2)
+    if vsize < 4 or vsize % 2 == 1 or vt + vsize > end or tsize < 4 or tab + tsize > end:
+        info[1], info[2] = vt, vsize
+        return 5
+    if vsize < 6:
+        return 0
+    foff = _u(dec, vt + 4, 2)
+    if foff == 0:
+        return 0
+    if foff < 4 or foff + 4 > tsize:
+        info[1], info[2] = vt + 4, foff
+        return 6
+    fpos = tab + foff
+    vec = fpos + _u(dec, fpos, 4)
+    if vec > end - 4:
+        info[1], info[2] = fpos, vec
+        return 7
+    cnt = _u(dec, vec, 4)
+    if cnt * 16 > end - vec - 4:
+        info[1], info[2] = vec, cnt
+        return 7
+    info[3] = vec + 4
+    info[4] = cnt
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _copy_events_kernel(dec, start, count, out, k, width, height):
+    """Copy ``count`` 16-byte DV events from ``dec[start:]`` to ``out[k:k + count]`` (both
+    checked by the caller). Return -1, or the index of the first event with ``x >= width`` or
+    ``y >= height`` (negative int16 coordinates count as >= 32768)."""
+    q = start
+    for i in range(count):
+        x = np.int64(dec[q + 8]) | (np.int64(dec[q + 9]) << 8)
+        y = np.int64(dec[q + 10]) | (np.int64(dec[q + 11]) << 8)
+        if x >= width or y >= height:
+            return i
+        r = out[k + i]
+        r.t = _u(dec, q, 8)
+        r.x = x
+        r.y = y
+        r.p = 1 if dec[q + 12] != 0 else 0
+        q += 16
+    return -1
+
+
+_EVTS_ERRORS = {1: "decompressed packet of {v} bytes is too short for a flatbuffer",
+                2: "flatbuffer size prefix {v} exceeds the decompressed packet",
+                3: "flatbuffer identifier is not EVTS",
+                4: "flatbuffer root table offset {v} lies outside the buffer",
+                5: "flatbuffer vtable ({v}) is outside the buffer or has impossible sizes",
+                6: "flatbuffer field offset {v} lies outside its table",
+                7: "flatbuffer event vector (offset/count {v}) runs past the buffer"}
+
+
+# --------------------------------------------------------------------------------------- reading
+class _Reader:
+    """The header and packet list of one file, and per-packet decoding."""
+
+    def __init__(self, path, allow_truncated=False):
+        self.path = path
+        self.h = Header(path)
+        self._walk(bool(allow_truncated))
+
+    def _walk(self, allow_truncated):
+        h = self.h
+        info = np.zeros(4, np.int64)
+        empty = np.empty(0, np.int64)
+        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            buf = np.frombuffer(mm, np.uint8)
+            _walk_kernel(buf, h.data_offset, h.packets_end, empty, empty, empty, info)
+            n = int(info[3])
+            self.pk_pos, self.pk_id, self.pk_size = (np.empty(n, np.int64) for _ in range(3))
+            if n:
+                _walk_kernel(buf, h.data_offset, h.packets_end, self.pk_pos, self.pk_id, self.pk_size, info)
+            del buf
+            if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED)  # the walk touched pages; give them back
+        status, offset, value = (int(v) for v in info[:3])
+        if status:
+            msg = (f"file ends inside a packet header ({value} of 8 bytes)" if status == 1 else
+                   f"packet payload of {value} bytes runs past the end of the packet area "
+                   f"({h.packets_end - offset - 8} bytes left)")
+            if not allow_truncated:
+                raise FormatError(self.path, offset, msg + "; pass allow_truncated=True to keep the packets before it")
+            warnings.warn(f"{self.path} at byte {offset}: {msg}; decoded the packets before it "
+                          "(allow_truncated=True)", stacklevel=4)
+        declared = np.array([s["id"] for s in h.streams], np.int64)
+        bad = ~np.isin(self.pk_id, declared)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FormatError(self.path, int(self.pk_pos[i]),
+                              f"packet of stream id {int(self.pk_id[i])}, which the IOHeader does not declare "
+                              f"(declared: {declared.tolist()})")
+
+    def payload(self, fd, i):
+        """Packet ``i``'s decompressed payload (bytes)."""
+        pos, size = int(self.pk_pos[i]), int(self.pk_size[i])
+        data = os.pread(fd, size, pos + 8)
+        if len(data) != size:
+            raise FormatError(self.path, pos + 8, f"file shrank while reading: {len(data)} of {size} bytes")
+        return decompress(self.path, self.h.compression, data, pos + 8)
+
+    def locate_batch(self, fd, idx):
+        """Decompress and validate packets ``idx``: ``[(i, buffer, start, count)]`` (worker side)."""
+        info = np.zeros(5, np.int64)
+        res = []
+        for i in idx:
+            dec = np.frombuffer(self.payload(fd, i), np.uint8)
+            status = _locate_events_kernel(dec, info)
+            if status:
+                raise FormatError(self.path, int(self.pk_pos[i]) + 8, _EVTS_ERRORS[status].format(v=int(info[2]))
+                                  + f" (byte {int(info[1])} of the decompressed packet)")
+            res.append((i, dec, int(info[3]), int(info[4])))
+        return res
+
+    def copy_batch(self, located, out, k, size):
+        """Copy located packets into ``out[k:]`` (room checked by the caller); return the new ``k``."""
+        w, h = size
+        for i, dec, start, count in located:
+            bad = _copy_events_kernel(dec, start, count, out, k, w, h)
+            if bad >= 0:
+                raise FormatError(self.path, int(self.pk_pos[i]) + 8,
+                                  f"event {bad} of the packet has x/y outside the stream's sizeX x sizeY {w}x{h} "
+                                  f"(byte {start + 16 * bad} of the decompressed packet)")
+            k += count
+        return k
+
+    def table_packets(self, fd, stream, identifier, fields, dtype):
+        """All elements of a table-vector stream (``IMUS``/``TRIG``) as a structured array."""
+        parts = [np.zeros(0, dtype)]
+        for i in ([] if stream is None else np.flatnonzero(self.pk_id == stream["id"])):
+            dec = self.payload(fd, i)
+            try:
+                t = fb.root(dec, size_prefixed=True, identifier=identifier)
+                vec = t.vector(0, 4)
+                if vec is not None:
+                    parts.append(fb.table_vector_columns(dec, vec[0], vec[1], t.end, fields))
+            except fb.FlatbufferError as e:
+                raise FormatError(self.path, int(self.pk_pos[i]) + 8,
+                                  f"{identifier.decode()} flatbuffer: {e}") from None
+        return np.concatenate(parts).astype(dtype, copy=False)
+
+    def batches(self, sid, batch_bytes):
+        """Consecutive packet indices of stream ``sid`` grouped into about ``batch_bytes`` bytes."""
+        idx = np.flatnonzero(self.pk_id == sid)
+        cum = np.cumsum(self.pk_size[idx])
+        groups = []
+        lo = 0
+        while lo < idx.size:
+            base = cum[lo - 1] if lo else 0
+            hi = max(lo + 1, int(np.searchsorted(cum, base + batch_bytes, side="left")))
+            groups.append(idx[lo:hi])
+            lo = hi
+        return groups
+
+    def located(self, sid, batch_bytes, threads):
+        """Yield located batches of stream ``sid`` in file order, decompressed on ``threads`` threads."""
+        groups = self.batches(sid, batch_bytes)
+        with open(self.path, "rb") as f:
+            fd = f.fileno()
+            yield from map_ordered(lambda g: self.locate_batch(fd, g), groups, threads)
+
+
+def read(path, *, stream=None, imu=False, triggers=False, allow_truncated=False, threads=None):
+    """Decode the events of one event stream (and optionally IMU samples and triggers).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    stream : int or str, optional
+        Event stream by id (``0``) or output name (``"events"``); default the lowest-id ``EVTS``
+        stream. A file without an ``EVTS`` stream gives 0 events.
+    imu, triggers : bool, default False
+        Also decode the first ``IMUS`` / ``TRIG`` stream (empty arrays when there is none).
+    allow_truncated : bool, default False
+        When the file ends inside a packet, keep the packets before it and warn instead of raising.
+    threads : int, optional
+        Decompression threads (default: usable CPUs, at most 8; one for under 4 MiB of events).
+
+    Returns
+    -------
+    ndarray[EVENT_DTYPE], shape (N,)
+        Events in file order: ``t`` µs as stored (DV: since the Unix epoch), ``x``, ``y`` as
+        stored, ``p = 1`` when ``on`` is non-zero. With ``imu`` or ``triggers``: an
+        :class:`Aedat4Streams` ``(events, imu, triggers)``, ``imu`` of ``IMU_DTYPE`` and
+        ``triggers`` of ``TRIGGER_DTYPE`` (None when not requested).
+
+    Raises
+    ------
+    FormatError
+        Wrong magic, a bad IOHeader, a packet past the end, a packet of an undeclared stream, an
+        empty or corrupt compressed payload, a flatbuffer whose offsets leave its buffer, or an
+        event outside the stream's declared ``sizeX`` × ``sizeY``; the message names the file and
+        the byte offset (of the packet payload, plus the position inside the decompressed buffer).
+    """
+    threads = resolve_threads(threads)
+    r = _Reader(path, allow_truncated)
+    events = _read_events(r, r.h.events_stream(stream), threads)
+    if not (imu or triggers):
+        return events
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        i = r.table_packets(fd, r.h.first("IMUS"), b"IMUS", IMU_FIELDS, IMU_DTYPE) if imu else None
+        g = r.table_packets(fd, r.h.first("TRIG"), b"TRIG", TRIGGER_FIELDS, TRIGGER_DTYPE) if triggers else None
+    return Aedat4Streams(events, i, g)
+
+
+def _size(s):
+    return s["size"] or (MAX_SIDE, MAX_SIDE)
+
+
+def _read_events(r, s, threads):
+    if s is None:
+        return np.empty(0, EVENT_DTYPE)
+    total = int(r.pk_size[r.pk_id == s["id"]].sum())
+    if total < _INLINE_BELOW:
+        threads = 1
+    out, k, done = np.empty(0, EVENT_DTYPE), 0, 0
+    for located in r.located(s["id"], _BATCH_BYTES, threads):
+        m = sum(c for _, _, _, c in located)
+        done += int(r.pk_size[[i for i, _, _, _ in located]].sum())
+        if k + m > out.size:
+            # First batch: size the output from its events per payload byte (untouched pages
+            # cost no memory). Later packets that compress better: grow by copying.
+            est = int(m / max(done, 1) * total * 1.02) + m + 1024 if k == 0 else 2 * out.size
+            grown = np.empty(max(est, k + m), EVENT_DTYPE)
+            grown[:k] = out[:k]
+            out = grown
+        k = r.copy_batch(located, out, k, _size(s))
+    if k < out.size:
+        try:
+            out.resize(k, refcheck=False)  # shrinking reallocates in place; no copy
+        except ValueError:
+            out = out[:k]
+    return out
+
+
+def iter_blocks(path, block_bytes, *, stream=None, allow_truncated=False, threads=None):
+    """Yield the events of :func:`read` in file order, in groups of packets of about
+    ``block_bytes`` compressed bytes (the packet list is validated first)."""
+    threads = resolve_threads(threads)
+    r = _Reader(path, allow_truncated)
+    s = r.h.events_stream(stream)
+    if s is None:
+        return
+    for located in r.located(s["id"], max(1, min(int(block_bytes), 16 * _BATCH_BYTES)), threads):
+        out = np.empty(sum(c for _, _, _, c in located), EVENT_DTYPE)
+        r.copy_batch(located, out, 0, _size(s))
+        if out.size:
+            yield out
+
+
+# --------------------------------------------------------------------------------------- inspect
+def inspect(path) -> FileInfo:
+    """Streams, compression, camera, sensor size; the event count when a valid file data table
+    is present (every entry points at a packet whose header matches it), else None."""
+    h = Header(path)
+    s = next((x for x in h.streams if x["type"] == "EVTS"), None)
+    meta = {"version": "4.0", "compression": COMPRESSION[h.compression],
+            "file_data_position": h.file_data_position,
+            "streams": [dict(x) for x in h.streams],
+            "camera": None if s is None else s["source"]}
+    count = _table_event_count(h, s) if s is not None else 0
+    size = None if s is None or s["size"] is None else (*s["size"], 2)
+    return FileInfo(path=os.fspath(path), format=NAME, sensor_size=size, event_count=count,
+                    metadata=meta, data_offset=h.data_offset)
+
+
+def _table_event_count(h, s):
+    """Sum of ``elements_count`` of stream ``s`` in the file data table, or None unless the table
+    decodes and every entry names a packet header ``(track_id, size)`` found at ``byte_offset - 8``."""
+    fdp = h.file_data_position
+    if not (h.data_offset <= fdp < h.size) or h.size - fdp > _MAX_TABLE:
+        return None
+    with open(h.path, "rb") as f:
+        f.seek(fdp)
+        raw = f.read()
+        try:
+            dec = decompress(h.path, h.compression, raw, fdp)
+            t = fb.root(dec, size_prefixed=True, identifier=b"FTAB")
+            vec = t.vector(0, 4)
+            table = fb.table_vector_columns(dec, vec[0], vec[1], t.end, FTAB_FIELDS) if vec else None
+        except (FormatError, fb.FlatbufferError):
+            return None
+        if table is None:
+            return None
+        track = (table["packet_header"] & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+        size = table["packet_header"] >> 32
+        pos = table["byte_offset"] - 8
+        if ((pos < h.data_offset) | (table["byte_offset"] + size > fdp) | (size < 0)
+                | (table["elements_count"] < 0)).any():
+            return None
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            buf = np.frombuffer(mm, np.uint8)
+            heads = buf[pos[:, None] + np.arange(8)].copy().view("<i4")  # (n, 2): id, size
+            del buf
+    if not (np.array_equal(heads[:, 0], track) and np.array_equal(heads[:, 1].view("<u4"), size)):
+        return None
+    return int(table["elements_count"][track == s["id"]].sum())
+
+
+# --------------------------------------------------------------------------------------- writing
+def write(path, events, sensor_size=None, *, compression="lz4", packet_events=4096, source="neurodata",
+          imu=None, triggers=None) -> None:
+    """Write ``events`` (and optional IMU samples / triggers) as an AEDAT 4.0 file.
+
+    Parameters
+    ----------
+    events : ndarray[EVENT_DTYPE], shape (N,)
+        ``x``/``y`` <= 32767 (int16 in the file); ``t`` any int64 (µs; DV uses Unix time).
+    sensor_size : (W, H, P), optional
+        ``sizeX``/``sizeY`` of the events stream; default ``(max x + 1, max y + 1)`` (1×1 when empty).
+    compression : {"lz4", "zstd", "none"}
+        Packet compression (IOHeader codes 1, 3, 0): LZ4 frames / Zstd frames, level defaults.
+    packet_events : int, default 4096
+        Events per ``EVTS`` packet (IMU samples and triggers: 256 per packet).
+    source : str
+        Camera name written as the streams' ``source``.
+    imu, triggers : structured arrays, optional
+        ``IMU_DTYPE`` / ``TRIGGER_DTYPE`` rows written as streams 1 (``imu``) and 2 (``triggers``).
+
+    Packets of different streams are interleaved by their first timestamp; each stream's packets
+    keep the order of its rows. A file data table
+    (``FTAB``, compressed like the packets) follows them and ``file_data_position`` points at it.
+    """
+    write_aedat4(path, events, sensor_size, compression, packet_events, source, imu, triggers)

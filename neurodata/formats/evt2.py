@@ -1,0 +1,262 @@
+"""Prophesee RAW EVT 2.0 (``.raw``): 32-bit little-endian words after a ``% `` header.
+
+Word ``w``, ``type = w >> 28``:
+
+- ``0x0`` CD_OFF / ``0x1`` CD_ON: ``t = base + ((w >> 22) & 0x3F)``, ``x = (w >> 11) & 0x7FF``,
+  ``y = w & 0x7FF``, ``p = type``;
+- ``0x8`` EVT_TIME_HIGH: ``base = loop·2^34 + ((w & 0x0FFFFFFF) << 6)``; the loop counter grows by
+  one when the new value is smaller than the previous one by at least ``MaxTimestamp − 10000`` µs
+  (``MaxTimestamp = (2^28 − 1) << 6``), as in openeb;
+- ``0xA`` EXT_TRIGGER: ``t = base + ((w >> 22) & 0x3F)``, ``id = (w >> 8) & 0x1F``, ``value = w & 1``
+  (returned with ``triggers=True``);
+- every other type (IMU, OTHERS, CONTINUED, unused): no output.
+
+Decoding starts at the first TIME_HIGH word; words before it are skipped. Because the loop rule
+only compares consecutive TIME_HIGH values, the file is split into chunks that are decoded in
+parallel after a counting pass, with a result identical to the sequential definition.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ..events import EVENT_DTYPE, check_bounds, check_sensor_size
+from . import _rawheader as raw
+from ._base import atomic_write
+
+NAME = "evt2"
+SUFFIXES = (".raw",)
+WORD = np.dtype("<u4")
+MAX_T = (1 << 54) - 1  # writer limit: 2^20 time loops of 2^34 µs (571 years)
+_MIN_CHUNK_WORDS = 1 << 18
+
+
+def detect(head: bytes) -> bool:
+    """True when ``head`` starts with a RAW header declaring EVT 2.0 (``% evt 2.0`` or ``% format EVT2``)."""
+    return raw.detect_encoding(head) == NAME
+
+
+@njit(cache=True)
+def _evt2_first_time_high_kernel(words):
+    for i in range(words.shape[0]):
+        if (words[i] >> 28) == 8:
+            return i
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def _evt2_scan_kernel(words, bounds, stats):
+    """Per chunk c: stats[c] = (CD words, trigger words, first TIME_HIGH payload or -1,
+    last TIME_HIGH payload, loops between TIME_HIGH words inside the chunk)."""
+    for c in prange(bounds.shape[0] - 1):
+        n_cd = 0
+        n_tr = 0
+        first = -1
+        prev = -1
+        loops = 0
+        for i in range(bounds[c], bounds[c + 1]):
+            w = words[i]
+            n_cd += w < np.uint32(0x20000000)
+            typ = w >> 28
+            if typ == 8:
+                th = np.int64(w & 0x0FFFFFFF)
+                if first < 0:
+                    first = th
+                # MaxTimestamp - LoopThreshold = ((2^28 - 1) << 6) - 10000
+                elif th < prev and ((prev - th) << 6) >= 17179859120:
+                    loops += 1
+                prev = th
+            elif typ == 10:
+                n_tr += 1
+        stats[c, 0] = n_cd
+        stats[c, 1] = n_tr
+        stats[c, 2] = first
+        stats[c, 3] = prev
+        stats[c, 4] = loops
+
+
+@njit(cache=True, parallel=True)
+def _evt2_fill_kernel(words, bounds, ev_off, tr_off, prev0, loop0, out, trig, want_triggers):
+    """Decode chunk c into out[ev_off[c]:] starting from TIME_HIGH payload prev0[c] and loop loop0[c]."""
+    for c in prange(bounds.shape[0] - 1):
+        k = ev_off[c]
+        j = tr_off[c]
+        prev = prev0[c]
+        loop = loop0[c]
+        base = (loop << 34) + (prev << 6)
+        for i in range(bounds[c], bounds[c + 1]):
+            w = words[i]
+            typ = w >> 28
+            if typ <= 1:
+                rec = out[k]
+                rec["t"] = base + ((w >> 22) & 0x3F)
+                rec["x"] = (w >> 11) & 0x7FF
+                rec["y"] = w & 0x7FF
+                rec["p"] = typ
+                k += 1
+            elif typ == 8:
+                th = np.int64(w & 0x0FFFFFFF)
+                if th < prev and ((prev - th) << 6) >= 17179859120:
+                    loop += 1
+                prev = th
+                base = (loop << 34) + (prev << 6)
+            elif typ == 10 and want_triggers:
+                tr = trig[j]
+                tr["t"] = base + ((w >> 22) & 0x3F)
+                tr["id"] = (w >> 8) & 0x1F
+                tr["value"] = w & 1
+                j += 1
+
+
+def _decode(words, state, want_triggers, n_chunks=None):
+    """Decode ``words`` continuing ``state`` = int64 [started, TIME_HIGH payload, loop] (updated in place).
+
+    ``n_chunks`` (default: by size and thread count) only changes how the work is split, never the
+    result. Returns ``(events, triggers)`` (triggers is None unless ``want_triggers``).
+    """
+    if not state[0]:
+        first = int(_evt2_first_time_high_kernel(words))
+        if first < 0:
+            return np.empty(0, EVENT_DTYPE), (np.empty(0, raw.TRIGGER_DTYPE) if want_triggers else None)
+        words = words[first:]
+        state[:] = (1, int(words[0]) & 0x0FFFFFFF, 0)
+    n = words.shape[0]
+    if n_chunks is None:
+        n_chunks = max(1, min(4 * numba.get_num_threads(), n // _MIN_CHUNK_WORDS))
+    bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
+    stats = np.empty((n_chunks, 5), np.int64)
+    _evt2_scan_kernel(words, bounds, stats)
+    ev_off = np.zeros(n_chunks, np.int64)
+    tr_off = np.zeros(n_chunks, np.int64)
+    ev_off[1:] = np.cumsum(stats[:-1, 0])
+    tr_off[1:] = np.cumsum(stats[:-1, 1])
+    prev0 = np.empty(n_chunks, np.int64)
+    loop0 = np.empty(n_chunks, np.int64)
+    prev, loop = int(state[1]), int(state[2])
+    for c in range(n_chunks):  # chain the loop counter through the chunks' first/last TIME_HIGH
+        prev0[c], loop0[c] = prev, loop
+        first = int(stats[c, 2])
+        if first >= 0:
+            if first < prev and ((prev - first) << 6) >= ((1 << 28) - 1 << 6) - 10000:
+                loop += 1
+            loop += int(stats[c, 4])
+            prev = int(stats[c, 3])
+    state[1], state[2] = prev, loop
+    out = np.empty(int(stats[:, 0].sum()), EVENT_DTYPE)
+    trig = np.empty(int(stats[:, 1].sum()) if want_triggers else 0, raw.TRIGGER_DTYPE)
+    _evt2_fill_kernel(words, bounds, ev_off, tr_off, prev0, loop0, out, trig, want_triggers)
+    return out, (trig if want_triggers else None)
+
+
+def read(path, *, triggers: bool = False):
+    """Decode the CD events of an EVT 2.0 RAW file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    triggers : bool, default False
+        Also return the external trigger words as a ``TRIGGER_DTYPE`` array (``t`` µs, ``id``, ``value``).
+
+    Returns
+    -------
+    ndarray[EVENT_DTYPE], shape (N,)
+        CD events in file order, ``t`` in µs (loop rule applied), ``x``/``y`` as stored, ``p`` = 1 for ON.
+        With ``triggers=True``: the tuple ``(events, triggers)``.
+
+    Raises
+    ------
+    FormatError
+        Empty file, header line without line end, a header declaring another encoding.
+    """
+    header = raw.read_header(path)
+    raw.check_encoding(path, header, NAME)
+    words = raw.load_words(path, header.data_offset, WORD, mapped=True)
+    events, trig = _decode(words, np.zeros(3, np.int64), bool(triggers))
+    return (events, trig) if triggers else events
+
+
+def iter_blocks(path, block_bytes: int):
+    """Yield the CD events decoded from successive blocks of about ``block_bytes`` bytes.
+
+    Decoder state (time base, loop counter) carries across blocks, so the concatenation equals
+    ``read(path)``.
+    """
+    header = raw.read_header(path)
+    raw.check_encoding(path, header, NAME)
+    per_block = max(1, int(block_bytes) // WORD.itemsize)
+    total = max(raw.file_size(path) - header.data_offset, 0) // WORD.itemsize
+    state = np.zeros(3, np.int64)
+    start = 0
+    while True:
+        count = min(per_block, total - start)
+        words = raw.load_words(path, header.data_offset, WORD, start, count if start + count < total else -1)
+        if words.size:
+            events, _ = _decode(words, state, False)
+            if events.size:
+                yield events
+        start += per_block
+        if start >= total:
+            return
+
+
+def inspect(path):
+    """Header metadata and the sensor size (declared or inferred from the camera); no event count."""
+    return raw.info(path, raw.read_header(path), NAME)
+
+
+@njit(cache=True)
+def _evt2_encode_kernel(t, x, y, p, out):
+    """Words for sorted events; out must hold 1 + 2·n + 2·(t[-1] >> 34) words. Returns the count."""
+    out[0] = np.uint32(0x80000000)  # TIME_HIGH 0: the reader's loop counter starts here
+    k = 1
+    cur = np.int64(0)
+    loop = np.int64(0)
+    for i in range(t.shape[0]):
+        ti = t[i]
+        while loop < (ti >> 34):  # a drop from the largest to the smallest payload is one loop
+            out[k] = np.uint32(0x8FFFFFFF)
+            out[k + 1] = np.uint32(0x80000000)
+            k += 2
+            loop += 1
+            cur = 0
+        th = (ti >> 6) & 0x0FFFFFFF
+        if th != cur:
+            out[k] = np.uint32(0x80000000 | th)
+            k += 1
+            cur = th
+        out[k] = np.uint32((np.int64(p[i]) << 28) | ((ti & 0x3F) << 22) | (np.int64(x[i]) << 11) | np.int64(y[i]))
+        k += 1
+    return k
+
+
+def write(path, events, sensor_size=None) -> None:
+    """Write ``events`` as an EVT 2.0 RAW file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    events : ndarray[EVENT_DTYPE], shape (N,)
+        Sorted by ``t`` (non-decreasing), ``0 <= t < 2^54`` µs, ``x``, ``y`` < 2048, ``p`` in {0, 1}.
+    sensor_size : tuple (W, H, P), optional
+        Written as ``% format EVT2;height=H;width=W`` and ``% geometry WxH``; events must lie inside.
+
+    The header is ``% evt 2.0``, ``% format …``, (``% geometry …``), ``% end``; the data starts with
+    TIME_HIGH 0 and has one TIME_HIGH word per 64 µs period that holds events. Crossing a multiple
+    of 2^34 µs writes TIME_HIGH 0x0FFFFFFF then TIME_HIGH 0 (one reader loop each), so every
+    ``t`` below 2^54 µs reads back exactly. Raises ``ValueError`` (naming the first bad index) for
+    unsorted or out-of-range events.
+    """
+    from ..events import as_events
+
+    events = as_events(events)
+    if sensor_size is not None:
+        sensor_size = check_sensor_size(sensor_size)
+        check_bounds(events, sensor_size)
+    raw.check_writable(events, MAX_T, "EVT 2.0")
+    n = events.size
+    loops = int(events["t"][-1]) >> 34 if n else 0
+    out = np.empty(1 + 2 * n + 2 * loops, WORD)
+    k = _evt2_encode_kernel(np.ascontiguousarray(events["t"]), np.ascontiguousarray(events["x"]),
+                            np.ascontiguousarray(events["y"]), np.ascontiguousarray(events["p"]), out)
+    atomic_write(path, [raw.header_bytes("2.0", "EVT2", sensor_size), memoryview(out[:k]).cast("B")])

@@ -1,0 +1,337 @@
+"""Prophesee RAW EVT 3.0 (``.raw``): 16-bit little-endian stateful words after a ``% `` header.
+
+The state machine is openeb's (``EVT3Decoder::decode_events_buffer``); ``type = w >> 12``:
+
+- ``0x0`` EVT_ADDR_Y: row = ``w & 0xFFF`` (11-bit y plus the system-type bit); CD words that
+  follow are valid when the row is below the sensor height (any row when the height is unknown);
+- ``0x1`` (EM row address): CD words that follow emit nothing until the next ``0x0``;
+- ``0x2`` EVT_ADDR_X: one event ``(x = w & 0x7FF, y = row & 0x7FF, p = (w >> 11) & 1, t)``;
+- ``0x3`` VECT_BASE_X: ``vbase = w & 0xFFF`` (x in bits 0–10, polarity in bit 11);
+- ``0x4`` VECT_12 / ``0x5`` VECT_8: for each set bit ``i`` of ``w & 0xFFF`` / ``w & 0xFF``, LSB
+  first: event ``(x = (vbase & 0xF7FF) + i, y, p = (vbase >> 11) & 1, t)``; then ``vbase += 12`` / ``8``;
+- ``0x6`` EVT_TIME_LOW: ``time_low = w & 0xFFF``;
+- ``0x8`` EVT_TIME_HIGH: ``h = w & 0xFFF``; ``loop += 1`` when ``time_high − h ≥ 2048``;
+  ``time_low = 0`` when ``h != time_high``; ``time_high = h``;
+- ``0xA`` EXT_TRIGGER: ``(t, id = (w >> 8) & 0xF, value = w & 1)`` with ``triggers=True``;
+- everything else (OTHERS, CONTINUED, IMU, unused): ignored.
+
+``t = loop·2^24 + (time_high << 12) + time_low`` µs, never clamped. Words before the first
+TIME_HIGH are skipped. The decoder is sequential; a parallel, stateless pass first bounds the
+event count (ADDR_X words plus vector bits) so the output is allocated once.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
+from . import _rawheader as raw
+from ._base import atomic_write
+
+NAME = "evt3"
+SUFFIXES = (".raw",)
+WORD = np.dtype("<u2")
+MAX_T = (1 << 44) - 1  # writer limit: 2^20 time loops of 2^24 µs (203 days)
+
+# decoder state vector (int64): started, row, is_cd, vbase, time_high, time_low, loop
+_STATE_SIZE = 7
+
+
+def detect(head: bytes) -> bool:
+    """True when ``head`` starts with a RAW header declaring EVT 3.0 (``% evt 3.0`` or ``% format EVT3``)."""
+    return raw.detect_encoding(head) == NAME
+
+
+@njit(cache=True, parallel=True)
+def _evt3_bound_kernel(words):
+    """Upper bounds (events, triggers): ADDR_X words + set vector bits, EXT_TRIGGER words."""
+    n_ev = 0
+    n_tr = 0
+    for i in prange(words.shape[0]):
+        w = np.int64(words[i])
+        typ = w >> 12
+        m = w & 0xFFF
+        if typ == 5:
+            m &= 0xFF
+        elif typ != 4:
+            m = 0
+        m = m - ((m >> 1) & 0x555)
+        m = (m & 0x333) + ((m >> 2) & 0x333)
+        m = (m + (m >> 4)) & 0xF0F
+        n_ev += ((m + (m >> 8)) & 0x1F) + (typ == 2)
+        n_tr += typ == 10
+    return n_ev, n_tr
+
+
+@njit(cache=True)
+def _evt3_decode_kernel(words, height, state, out, trig, want_triggers):
+    """Run the state machine over ``words`` from ``state`` (updated in place); ``height`` < 0 = unknown.
+
+    Returns (events written, triggers written).
+    """
+    started = state[0]
+    row = state[1]
+    is_cd = state[2]
+    vbase = state[3]
+    time_high = state[4]
+    time_low = state[5]
+    loop = state[6]
+    valid = is_cd != 0 and (height < 0 or row < height)
+    k = 0
+    j = 0
+    t = (loop << 24) + (time_high << 12) + time_low
+    for i in range(words.shape[0]):
+        w = np.int64(words[i])
+        typ = w >> 12
+        if not started:
+            if typ != 8:
+                continue
+            started = 1
+            time_high = w & 0xFFF
+            time_low = 0
+            t = (loop << 24) + (time_high << 12)
+            continue
+        if typ == 2:
+            if valid:
+                rec = out[k]
+                rec["t"] = t
+                rec["x"] = w & 0x7FF
+                rec["y"] = row & 0x7FF
+                rec["p"] = (w >> 11) & 1
+                k += 1
+        elif typ == 6:
+            time_low = w & 0xFFF
+            t = (loop << 24) + (time_high << 12) + time_low
+        elif typ == 0:
+            row = w & 0xFFF
+            is_cd = 1
+            valid = height < 0 or row < height
+        elif typ == 8:
+            h = w & 0xFFF
+            if time_high >= h + 2048:
+                loop += 1
+            if h != time_high:
+                time_low = 0
+            time_high = h
+            t = (loop << 24) + (time_high << 12) + time_low
+        elif typ == 4 or typ == 5:
+            if valid:
+                m = w & 0xFFF if typ == 4 else w & 0xFF
+                x0 = vbase & 0xF7FF
+                pol = (vbase >> 11) & 1
+                y = row & 0x7FF
+                while m:
+                    b = 0
+                    while not (m >> b) & 1:
+                        b += 1
+                    m &= m - 1
+                    rec = out[k]
+                    rec["t"] = t
+                    rec["x"] = (x0 + b) & 0xFFFF
+                    rec["y"] = y
+                    rec["p"] = pol
+                    k += 1
+            vbase += 12 if typ == 4 else 8
+        elif typ == 3:
+            vbase = w & 0xFFF
+        elif typ == 1:
+            is_cd = 0
+            valid = False
+        elif typ == 10 and want_triggers:
+            tr = trig[j]
+            tr["t"] = t
+            tr["id"] = (w >> 8) & 0xF
+            tr["value"] = w & 1
+            j += 1
+    state[0] = started
+    state[1] = row
+    state[2] = is_cd
+    state[3] = vbase
+    state[4] = time_high
+    state[5] = time_low
+    state[6] = loop
+    return k, j
+
+
+def _decode(words, height, state, want_triggers):
+    """Decode ``words`` continuing ``state`` (updated in place); returns ``(events, triggers or None)``."""
+    ub_ev, ub_tr = _evt3_bound_kernel(words)
+    out = np.empty(int(ub_ev), EVENT_DTYPE)
+    trig = np.empty(int(ub_tr) if want_triggers else 0, raw.TRIGGER_DTYPE)
+    n_ev, n_tr = _evt3_decode_kernel(words, height, state, out, trig, want_triggers)
+    out = _shrink(out, int(n_ev))
+    return out, (_shrink(trig, int(n_tr)) if want_triggers else None)
+
+
+def _shrink(arr, n):
+    """``arr[:n]`` without keeping the unused tail allocated (in-place realloc, no copy)."""
+    if n < arr.shape[0]:
+        arr.resize(n, refcheck=False)
+    return arr
+
+
+def _height(path, header, sensor_size, height):
+    geometry = raw.resolve_geometry(header, sensor_size, height)
+    return -1 if geometry is None else geometry[1]
+
+
+def read(path, *, triggers: bool = False, sensor_size=None, height=None):
+    """Decode the CD events of an EVT 3.0 RAW file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    triggers : bool, default False
+        Also return the external trigger words as a ``TRIGGER_DTYPE`` array (``t`` µs, ``id``, ``value``).
+    sensor_size : tuple (W, H) or (W, H, P), optional
+        Overrides the geometry of the header (or the one inferred from the camera); rows with
+        ``y >= H`` are dropped, as openeb does.
+    height : int, optional
+        Overrides only the height. Give at most one of ``sensor_size`` and ``height``.
+
+    Returns
+    -------
+    ndarray[EVENT_DTYPE], shape (N,)
+        CD events in file order, ``t`` in µs (loop rule applied, not clamped), ``p`` = 1 for ON.
+        With ``triggers=True``: the tuple ``(events, triggers)``.
+
+    Raises
+    ------
+    FormatError
+        Empty file, header line without line end, a header declaring another encoding.
+    """
+    header = raw.read_header(path)
+    raw.check_encoding(path, header, NAME)
+    h = _height(path, header, sensor_size, height)
+    words = raw.load_words(path, header.data_offset, WORD, mapped=True)
+    events, trig = _decode(words, h, np.zeros(_STATE_SIZE, np.int64), bool(triggers))
+    return (events, trig) if triggers else events
+
+
+def iter_blocks(path, block_bytes: int, *, sensor_size=None, height=None):
+    """Yield the CD events decoded from successive blocks of about ``block_bytes`` bytes.
+
+    The decoder state (row, vector base, time, loop) carries across blocks, so the
+    concatenation equals ``read(path, sensor_size=..., height=...)``.
+    """
+    header = raw.read_header(path)
+    raw.check_encoding(path, header, NAME)
+    h = _height(path, header, sensor_size, height)
+    per_block = max(1, int(block_bytes) // WORD.itemsize)
+    total = max(raw.file_size(path) - header.data_offset, 0) // WORD.itemsize
+    state = np.zeros(_STATE_SIZE, np.int64)
+    start = 0
+    while True:
+        count = min(per_block, total - start)
+        words = raw.load_words(path, header.data_offset, WORD, start, count if start + count < total else -1)
+        if words.size:
+            events, _ = _decode(words, h, state, False)
+            if events.size:
+                yield events
+        start += per_block
+        if start >= total:
+            return
+
+
+def inspect(path):
+    """Header metadata and the sensor size (declared or inferred from the camera); no event count."""
+    return raw.info(path, raw.read_header(path), NAME)
+
+
+@njit(cache=True)
+def _evt3_encode_kernel(t, x, y, p, vectorize, out):
+    """Words for sorted events; ``out`` must hold 1 + 5·n + 2·(t[-1] >> 24) words. Returns the count."""
+    out[0] = np.uint16(0x8000)  # TIME_HIGH 0: decoding starts here
+    k = 1
+    cur_h = np.int64(0)
+    cur_low = np.int64(-1)
+    cur_y = np.int64(-1)
+    loop = np.int64(0)
+    n = t.shape[0]
+    i = 0
+    while i < n:
+        ti = t[i]
+        while loop < (ti >> 24):  # a drop of the high part by >= 2048 is one loop
+            out[k] = np.uint16(0x8FFF)
+            out[k + 1] = np.uint16(0x8000)
+            k += 2
+            loop += 1
+            cur_h = 0
+            cur_low = -1
+        h = (ti >> 12) & 0xFFF
+        if h != cur_h:
+            out[k] = np.uint16(0x8000 | h)
+            k += 1
+            cur_h = h
+            cur_low = -1
+        low = ti & 0xFFF
+        if low != cur_low:
+            out[k] = np.uint16(0x6000 | low)
+            k += 1
+            cur_low = low
+        yi = np.int64(y[i])
+        if yi != cur_y:
+            out[k] = np.uint16(yi)
+            k += 1
+            cur_y = yi
+        pi = np.int64(p[i])
+        end = i + 1
+        if vectorize:  # same t, y, p and increasing x: one run of vectors
+            while end < n and t[end] == ti and y[end] == y[i] and p[end] == p[i] and x[end] > x[end - 1]:
+                end += 1
+        if end - i < 2:
+            out[k] = np.uint16(0x2000 | (pi << 11) | np.int64(x[i]))
+            k += 1
+            i += 1
+            continue
+        while i < end:
+            base = np.int64(x[i])
+            out[k] = np.uint16(0x3000 | (pi << 11) | base)
+            k += 1
+            while i < end and np.int64(x[i]) < base + 12:
+                m = 0
+                while i < end and np.int64(x[i]) < base + 12:
+                    m |= 1 << (np.int64(x[i]) - base)
+                    i += 1
+                if m < 256:
+                    out[k] = np.uint16(0x5000 | m)
+                    base += 8
+                else:
+                    out[k] = np.uint16(0x4000 | m)
+                    base += 12
+                k += 1
+    return k
+
+
+def write(path, events, sensor_size=None, *, vectorize: bool = False) -> None:
+    """Write ``events`` as an EVT 3.0 RAW file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    events : ndarray[EVENT_DTYPE], shape (N,)
+        Sorted by ``t`` (non-decreasing), ``0 <= t < 2^44`` µs, ``x``, ``y`` < 2048, ``p`` in {0, 1}.
+    sensor_size : tuple (W, H, P), optional
+        Written as ``% format EVT3;height=H;width=W`` and ``% geometry WxH``; events must lie inside.
+    vectorize : bool, default False
+        Encode runs of events with equal ``t``, ``y``, ``p`` and increasing ``x`` as
+        VECT_BASE_X + VECT_12/VECT_8 words (VECT_8 when the 12-pixel window only uses its first 8);
+        otherwise one ADDR_X word per event.
+
+    The data starts with TIME_HIGH 0; TIME_HIGH, TIME_LOW and ADDR_Y words are written when their
+    value changes. Crossing a multiple of 2^24 µs writes TIME_HIGH 0xFFF then TIME_HIGH 0 (one
+    reader loop each). Raises ``ValueError`` (naming the first bad index) for unsorted or
+    out-of-range events.
+    """
+    events = as_events(events)
+    if sensor_size is not None:
+        sensor_size = check_sensor_size(sensor_size)
+        check_bounds(events, sensor_size)
+    raw.check_writable(events, MAX_T, "EVT 3.0")
+    n = events.size
+    loops = int(events["t"][-1]) >> 24 if n else 0
+    out = np.empty(1 + 5 * n + 2 * loops, WORD)
+    k = _evt3_encode_kernel(np.ascontiguousarray(events["t"]), np.ascontiguousarray(events["x"]),
+                            np.ascontiguousarray(events["y"]), np.ascontiguousarray(events["p"]),
+                            bool(vectorize), out)
+    atomic_write(path, [raw.header_bytes("3.0", "EVT3", sensor_size), memoryview(out[:k]).cast("B")])

@@ -1,0 +1,365 @@
+"""neurodata.cache: schema round trip, build protocol (locks, kills, corruption, staleness), readers."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from neurodata.cache import (SCHEMA_VERSION, EventsStore, EventsWriter, FramesStore, cache_root, check_cache,
+                             content_key, frames_key, get_or_build, write_events_cache, write_frames_cache)
+from neurodata.errors import CacheError
+from neurodata.events import EVENT_DTYPE
+from tests.helpers import random_events
+
+SENSOR = (34, 34, 2)
+CLASSES = [str(d) for d in range(10)]
+
+
+def make_samples(n=40, seed=0, sensor=SENSOR):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ev = random_events(int(rng.integers(0, 3000)), sensor, duration_us=300_000, seed=seed * 1000 + i)
+        out.append((ev, i % 10, {"source": f"Train/{i % 10}/{i:05d}.bin", "t_offset": 1000 * i}))
+    return out
+
+
+def build_events(path, samples, key="k", **kw):
+    return write_events_cache(path, samples, key=key, sensor_size=kw.pop("sensor_size", SENSOR),
+                              class_names=CLASSES, **kw)
+
+
+def assert_same(store, samples):
+    assert len(store) == len(samples)
+    for i, (ev, label, meta) in enumerate(samples):
+        got, got_label = store[i]
+        assert got.dtype == EVENT_DTYPE and np.array_equal(got, ev) and got_label == label
+
+
+# --- schema -------------------------------------------------------------------------------------
+def test_round_trip_and_attributes(tmp_path):
+    samples = make_samples()
+    samples[3] = (samples[3][0][:0], 3, samples[3][2])  # an empty sample
+    ev = samples[5][0].copy()
+    ev["t"] = ev["t"][::-1]  # unsorted timestamps survive (signed deltas)
+    samples[5] = (ev, 5, samples[5][2])
+    n = build_events(tmp_path / "c.h5", samples, source_checksums={"train.zip": "md5:" + "0" * 32},
+                     attrs={"orientation": "as stored", "split": "train"})
+    assert n == len(samples)
+    store = EventsStore(tmp_path / "c.h5", key="k")
+    assert_same(store, samples)
+    assert store[-1][1] == samples[-1][1]
+    with pytest.raises(IndexError, match="out of range"):
+        store[len(samples)]
+    assert store.labels.dtype == np.int64 and list(store.labels) == [s[1] for s in samples]
+    assert store.sensor_size == SENSOR and store.class_names == tuple(CLASSES)
+    assert store.source_checksums == {"train.zip": "md5:" + "0" * 32}
+    assert store.extra == {"orientation": "as stored", "split": "train"}
+    assert store.attrs["schema_version"] == SCHEMA_VERSION and store.attrs["complete"] == 1
+    assert list(store.meta("source")) == [s[2]["source"] for s in samples]
+    assert list(store.meta("t_offset")) == [s[2]["t_offset"] for s in samples]
+
+
+def test_readable_with_h5py_alone_as_documented(tmp_path):
+    samples = make_samples(12)
+    build_events(tmp_path / "c.h5", samples)
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert f.attrs["format"] == "neurodata-events" and f.attrs["complete"] == 1
+        off = f["offsets"][:]
+        for i, (ev, label, meta) in enumerate(samples):
+            a, b = off[i], off[i + 1]
+            t = np.cumsum(f["events/dt"][a:b].astype(np.int64))
+            assert np.array_equal(t, ev["t"])
+            assert np.array_equal(f["events/x"][a:b], ev["x"]) and np.array_equal(f["events/p"][a:b], ev["p"])
+            assert f["labels"][i] == label
+            assert f["meta/source"][i].decode() == meta["source"] and f["meta/t_offset"][i] == meta["t_offset"]
+        assert list(f.attrs["sensor_size"]) == list(SENSOR)
+        assert [c.decode() if isinstance(c, bytes) else c for c in f.attrs["class_names"]] == CLASSES
+
+
+def test_wide_values(tmp_path):
+    big = np.zeros(3, EVENT_DTYPE)
+    big["t"] = [5, 2**40, 2**40 + 1]  # a delta beyond int32 widens the column
+    big["x"] = [0, 300, 639]
+    big["y"] = [479, 0, 1]
+    samples = [(big, 0, {"source": "a", "t_offset": 0, "score": 0.5}),
+               (make_samples(1)[0][0], 1, {"source": "b", "t_offset": 7, "score": 1.5})]
+    write_events_cache(tmp_path / "c.h5", samples, key="k", sensor_size=(640, 480, 2))
+    store = EventsStore(tmp_path / "c.h5")
+    assert_same(store, samples)
+    assert list(store.meta("score")) == [0.5, 1.5]
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["events/dt"].dtype == np.int64 and f["events/x"].dtype == np.uint16
+
+
+def test_writer_validates(tmp_path):
+    with EventsWriter(tmp_path / "a.h5", key="k", sensor_size=SENSOR) as w:
+        ev = np.zeros(1, EVENT_DTYPE)
+        ev["x"] = 34
+        with pytest.raises(ValueError, match="outside sensor_size"):
+            w.append(ev, 0)
+        w.append(ev[:0], 0, extra=1)
+        with pytest.raises(ValueError, match="metadata keys"):
+            w.append(ev[:0], 0)
+    with pytest.raises(ValueError, match="key"):
+        EventsWriter(tmp_path / "b.h5", key="", sensor_size=SENSOR)
+
+
+def test_random_access_sanity(tmp_path):
+    samples = make_samples(200, seed=3)
+    build_events(tmp_path / "c.h5", samples)
+    store = EventsStore(tmp_path / "c.h5")
+    order = np.random.default_rng(0).integers(0, len(samples), 2000)
+    t0 = time.perf_counter()
+    for i in order:
+        ev, label = store[i]
+        assert label == samples[i][1] and ev.shape == samples[i][0].shape
+    rate = len(order) / (time.perf_counter() - t0)
+    print(f"random access: {rate:.0f} samples/s (mean {np.mean([len(s[0]) for s in samples]):.0f} events)")
+    assert rate > 0
+
+
+def test_cache_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEURODATA_HOME", str(tmp_path / "env"))
+    assert cache_root(tmp_path / "arg") == tmp_path / "arg"
+    assert cache_root() == tmp_path / "env"
+    monkeypatch.delenv("NEURODATA_HOME")
+    import platformdirs
+
+    assert cache_root() == Path(platformdirs.user_cache_dir("neurodata"))
+
+
+def test_keys():
+    k = content_key("nmnist", split="train", version=1, sensor=(34, 34, 2))
+    assert k == content_key("nmnist", version=1, split="train", sensor=[34, 34, 2])
+    assert k != content_key("nmnist", split="test", version=1, sensor=(34, 34, 2))
+    assert len(k) == 64
+    with pytest.raises(TypeError, match="cannot hash"):
+        content_key(f=lambda x: x)
+    base = frames_key({"frames_number": 16, "split_by": "number"}, "frames-1", "src")
+    assert base == frames_key({"split_by": "number", "frames_number": 16}, "frames-1", "src")
+    assert base != frames_key({"frames_number": 16, "split_by": "time"}, "frames-1", "src")
+    assert base != frames_key({"frames_number": 16, "split_by": "number"}, "frames-2", "src")
+    assert base != frames_key({"frames_number": 16, "split_by": "number"}, "frames-1", "other")
+    assert base != frames_key({"frames_number": 16.0000001, "split_by": "number"}, "frames-1", "src")
+    with pytest.raises(ValueError, match="semantics_version"):
+        frames_key({}, "")
+
+
+# --- build protocol -------------------------------------------------------------------------------
+def counting_builder(counter: Path, samples, key="k", delay=0.0):
+    def build(tmp):
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(delay)
+        build_events(tmp, samples, key=key)
+    return build
+
+
+def test_get_or_build_builds_once(tmp_path):
+    samples = make_samples(5)
+    counter = tmp_path / "count"
+    p = tmp_path / "sub" / "c.h5"
+    assert get_or_build(p, "k", counting_builder(counter, samples)) == p
+    assert get_or_build(p, "k", counting_builder(counter, samples)) == p
+    assert len(counter.read_text().split()) == 1
+    assert sorted(x.name for x in p.parent.iterdir()) == ["c.h5"]
+    assert_same(EventsStore(p, "k"), samples)
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    p = tmp_path / "c.h5"
+
+    def bad(tmp):
+        with EventsWriter(tmp, key="k", sensor_size=SENSOR) as w:
+            w.append(make_samples(1)[0][0], 0)
+            raise RuntimeError("decoder failed")
+
+    with pytest.raises(RuntimeError, match="decoder failed"):
+        get_or_build(p, "k", bad)
+    assert list(tmp_path.iterdir()) == []
+
+    def incomplete(tmp):
+        h5py.File(tmp, "w").close()
+
+    with pytest.raises(CacheError, match="unusable file"):
+        get_or_build(p, "k", incomplete)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _build_and_read(path, counter, q):
+    try:
+        samples = make_samples(30, seed=7)
+        get_or_build(path, "k", counting_builder(Path(counter), samples, delay=0.3))
+        store = EventsStore(path, "k")
+        q.put([hash(store[i][0].tobytes()) for i in range(len(store))])
+    except BaseException as e:  # pragma: no cover - reported to the parent
+        q.put(repr(e))
+
+
+def test_four_processes_build_once(tmp_path):
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    path, counter = tmp_path / "c.h5", tmp_path / "count"
+    procs = [ctx.Process(target=_build_and_read, args=(path, counter, q)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert all(isinstance(r, list) for r in results), results
+    assert all(r == results[0] for r in results)
+    assert len(counter.read_text().split()) == 1
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.h5", "count"]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from tests.datasets.test_cache import make_samples, SENSOR
+    from neurodata.cache import EventsWriter, get_or_build
+
+    def slow(tmp):
+        print("building", flush=True)
+        with EventsWriter(tmp, key="k", sensor_size=SENSOR) as w:
+            for ev, label, meta in make_samples(60, seed=11):
+                w.append(ev, label, **meta)
+                time.sleep(0.005)
+    get_or_build(sys.argv[1], "k", slow)
+    print("done", flush=True)
+""")
+
+
+def test_sigkill_during_build_never_serves_partial_data(tmp_path):
+    root = str(Path(__file__).resolve().parents[2])
+    script = tmp_path / "build.py"
+    script.write_text(KILL_SCRIPT.format(root=root))
+    path = tmp_path / "cache" / "c.h5"
+    expected = make_samples(60, seed=11)
+    rng = np.random.default_rng(0)
+    temp_seen = 0
+    for delay in [*rng.uniform(0.0, 0.4, 6), None]:  # 60 samples take at least 0.3 s to write
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True)
+        if delay is not None:  # None: kill while the interpreter starts, before any build
+            assert proc.stdout.readline().strip() == "building"
+            time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        proc.stdout.close()
+        temp_seen += any(x.name.startswith(".c.h5.tmp-") for x in path.parent.iterdir()) if path.parent.exists() else 0
+        reason = check_cache(path, "k")
+        assert reason in (None, "missing"), reason  # never a partial file under the final name
+        if reason is None:
+            assert_same(EventsStore(path, "k"), expected)
+            path.unlink()
+    assert temp_seen >= 3  # most kills hit a build in progress
+    # the next run recovers: stale temporary files are removed and the cache is built
+    get_or_build(path, "k", lambda tmp: build_events(tmp, expected))
+    assert_same(EventsStore(path, "k"), expected)
+    assert sorted(x.name for x in path.parent.iterdir()) == ["c.h5"]
+
+
+def _write_invalid(path, how, samples):
+    if how == "garbage":
+        path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    elif how == "truncated":
+        build_events(path, samples)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif how in ("incomplete", "schema", "stale", "foreign"):
+        build_events(path, samples, key="old" if how == "stale" else "k")
+        with h5py.File(path, "a") as f:
+            if how == "incomplete":
+                del f.attrs["complete"]
+            elif how == "schema":
+                f.attrs["schema_version"] = SCHEMA_VERSION + 1
+            elif how == "foreign":
+                f.attrs["format"] = "something-else"
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "incomplete", "schema", "stale", "foreign"])
+def test_invalid_file_detected_and_rebuilt(tmp_path, how):
+    samples = make_samples(8)
+    path = tmp_path / "c.h5"
+    _write_invalid(path, how, samples)
+    assert check_cache(path, "k") is not None
+    with pytest.raises(CacheError, match="cannot be served"):
+        EventsStore(path, key="k")
+    counter = tmp_path / "count"
+    with pytest.warns(UserWarning, match="removing and rebuilding"):
+        get_or_build(path, "k", counting_builder(counter, samples))
+    assert len(counter.read_text().split()) == 1
+    assert_same(EventsStore(path, "k"), samples)
+
+
+def test_stale_key_not_served(tmp_path):
+    old, new = make_samples(4, seed=1), make_samples(6, seed=2)
+    path = tmp_path / "c.h5"
+    EventsStore.open_or_build(path, "v1", lambda: old, sensor_size=SENSOR)
+    with pytest.raises(CacheError, match="stale"):
+        EventsStore(path, key="v2")
+    with pytest.warns(UserWarning, match="stale"):
+        store = EventsStore.open_or_build(path, "v2", lambda: new, sensor_size=SENSOR)
+    assert_same(store, new)
+
+
+# --- frames ---------------------------------------------------------------------------------------
+def frames_samples(n=6, shape=(2, 34, 34)):
+    rng = np.random.default_rng(0)
+    return [(rng.poisson(0.3, (int(T), *shape)).astype(np.float32), i % 3, {"source": f"s{i}", "t_offset": 0})
+            for i, T in enumerate(rng.integers(0, 20, n))]
+
+
+def test_frames_round_trip_and_staleness(tmp_path):
+    samples = frames_samples()
+    params = {"frames_number": 16, "split_by": "number"}
+    key = frames_key(params, "frames-1", "events-key")
+    path = tmp_path / f"frames-{key[:16]}.h5"
+    store = FramesStore.open_or_build(path, key, lambda: samples, frame_shape=(2, 34, 34), dtype=np.float32,
+                                      params=params, semantics_version="frames-1", class_names=["a", "b", "c"])
+    assert len(store) == len(samples)
+    for i, (fr, label, _) in enumerate(samples):
+        got, got_label = store[i]
+        assert got.dtype == np.float32 and got.shape == fr.shape and np.array_equal(got, fr) and got_label == label
+    assert store.params == params and store.semantics_version == "frames-1" and store.frame_shape == (2, 34, 34)
+    other = frames_key({**params, "frames_number": 8}, "frames-1", "events-key")
+    with pytest.raises(CacheError, match="stale"):
+        FramesStore(path, key=other)
+    with pytest.raises(CacheError, match="not a neurodata events cache"):
+        EventsStore(path)
+    with pytest.raises(ValueError, match="frames must have shape"):
+        write_frames_cache(tmp_path / "x.h5", [(np.zeros((2, 1, 34, 34)), 0, {})], key="k", frame_shape=(2, 34, 34),
+                           dtype=np.float32, params={}, semantics_version="1")
+
+
+# --- readers in other processes ------------------------------------------------------------------
+def identity(x):
+    return x
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_pickle_and_dataloader_workers(tmp_path, context):
+    torch = pytest.importorskip("torch")
+    samples = make_samples(24, seed=5)
+    build_events(tmp_path / "c.h5", samples)
+    store = EventsStore(tmp_path / "c.h5", "k")
+    store[0]  # opens a handle in the parent before the workers start
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone._h5 is None
+    assert_same(clone, samples)
+    loader = torch.utils.data.DataLoader(store, batch_size=None, num_workers=2, collate_fn=identity,
+                                         multiprocessing_context=context)
+    got = list(loader)
+    assert len(got) == len(samples)
+    for (ev, label), (ref, ref_label, _) in zip(got, samples):
+        assert np.array_equal(ev, ref) and label == ref_label

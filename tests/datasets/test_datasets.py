@@ -1,0 +1,187 @@
+"""The four datasets end to end, offline: miniature archives in the real layouts served from
+127.0.0.1, fetched, verified, cached and loaded; labels, splits, orientation and time origin as
+documented in docs/datasets.md."""
+import numpy as np
+import pytest
+
+from neurodata import ChecksumError, DownloadError
+from neurodata.datasets import CIFAR10DVS, DVSGesture, NCaltech101, NMNIST
+from neurodata.datasets.nmnist import stabilize
+from tests.datasets.builders import (caltech_archive, cifar_archives, gesture_archive, mini_class,
+                                     nmnist_archives, zip_bytes)
+
+
+def _serve(server, name, files):
+    for fname, data in files.items():
+        server.add(f"{name}/{fname}", data)
+    return server.url(name).rstrip("/")
+
+
+def _same(a, b):
+    return all(np.array_equal(a[f], b[f]) for f in ("t", "x", "y", "p"))
+
+
+@pytest.fixture
+def nmnist_setup(http_server, tmp_path):
+    files, expected = nmnist_archives(tmp_path)
+    cls = mini_class(NMNIST, files, _serve(http_server, "nmnist", files), tmp_path)
+    return cls, expected, http_server, tmp_path / "root"
+
+
+def test_nmnist_fetch_cache_load(nmnist_setup):
+    cls, expected, server, root = nmnist_setup
+    ds = cls(root=root, split="train")
+    assert len(ds) == len(expected["train"]) == 20
+    for i, (name, ev, digit) in enumerate(expected["train"]):
+        got, label = ds[i]
+        assert label == digit and _same(got, ev)
+        assert ds.metadata(i) == {"source": name, "t_offset": 0}
+    assert list(ds.targets) == [d for _, _, d in expected["train"]]
+    assert ds.classes == tuple("0123456789") and ds.sensor_size == (34, 34, 2)
+    n_requests = len(server.log)
+    again = cls(root=root, split="train")          # served from the cache: no request at all
+    assert len(again) == 20 and len(server.log) == n_requests
+    both = cls(root=root, split="all")
+    assert len(both) == 40 and list(both.targets[20:]) == [d for _, _, d in expected["test"]]
+
+
+def test_nmnist_options_change_the_cache(nmnist_setup):
+    cls, expected, _, root = nmnist_setup
+    plain = cls(root=root, split="test")
+    first = cls(root=root, split="test", first_saccade_only=True)
+    stab = cls(root=root, split="test", stabilize=True)
+    assert len({plain.cache_path, first.cache_path, stab.cache_path}) == 3
+    for i, (_, ev, _) in enumerate(expected["test"]):
+        assert _same(first[i][0], ev[ev["t"] < 100_000])
+        assert _same(stab[i][0], stabilize(ev))
+
+
+def test_stabilize_rule():
+    from neurodata.events import make_events
+
+    ev = make_events([0, 52_500, 105_000, 157_500, 210_000, 262_500, 315_000], [10] * 7, [10] * 7, [1] * 7)
+    out = stabilize(ev)
+    # shifts (rint, half to even): x 0, 2 (1.75), 4 (3.5), 5 (5.25), 7, 4 (3.5), 0; y 0, 4 (3.5), 7, 4 (3.5), 0, 0, 0
+    assert out["x"].tolist() == [10, 8, 6, 5, 3, 6, 10]
+    assert out["y"].tolist() == [10, 6, 3, 6, 10, 10, 10]
+    assert stabilize(make_events([105_000], [1], [2], [0]))[["x", "y"]].tolist() == [(0, 0)]  # clamped
+
+
+def test_wrong_checksum_rejected_and_nothing_cached(nmnist_setup):
+    cls, _, server, root = nmnist_setup
+    server.serve_wrong("nmnist/train.zip", times=10)
+    with pytest.raises(ChecksumError, match="train.zip"):
+        cls(root=root, split="train")
+    assert not list((root / "nmnist").glob("*.h5"))
+    assert not (root / "nmnist" / "train.zip").exists()
+
+
+def test_mirror_is_tried_first(nmnist_setup, monkeypatch):
+    cls, expected, server, root = nmnist_setup
+    server.fail("nmnist/test.zip", status=404, times=100)       # the original host is gone
+    data = server.files["nmnist/test.zip"].data
+    server.add("mirror/nmnist/test.zip", data)
+    ds = cls(root=root, split="test", mirror=server.url("mirror"))
+    assert len(ds) == len(expected["test"])
+    assert server.requests_for("mirror/nmnist/test.zip")
+
+
+def test_resume_after_dropped_connection(nmnist_setup):
+    cls, expected, server, root = nmnist_setup
+    server.drop_after("nmnist/train.zip", 500)
+    ds = cls(root=root, split="train")
+    assert len(ds) == 20
+    assert any(r.range for r in server.requests_for("nmnist/train.zip"))
+
+
+def test_offline_mode_names_the_missing_file(nmnist_setup, monkeypatch):
+    cls, _, server, root = nmnist_setup
+    monkeypatch.setenv("NEURODATA_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="train.zip"):
+        cls(root=root, split="train")
+    assert not server.log
+
+
+def test_manual_source_folder_accepts_aliases(nmnist_setup, tmp_path):
+    cls, expected, server, root = nmnist_setup
+    manual = tmp_path / "downloads"
+    manual.mkdir()
+    (manual / "Test.zip").write_bytes(server.files["nmnist/test.zip"].data)  # the authors' spelling
+    ds = cls(root=root, split="test", source=manual)
+    assert len(ds) == len(expected["test"]) and not server.log
+    with pytest.raises(DownloadError, match="train.zip"):
+        cls(root=root, split="train", source=manual)
+
+
+def test_cifar10dvs_orientation_time_origin_and_splits(http_server, tmp_path):
+    files, raw = cifar_archives(tmp_path)
+    cls = mini_class(CIFAR10DVS, files, _serve(http_server, "cifar10dvs", files), tmp_path)
+    root = tmp_path / "root"
+    every = cls(root=root, split="all")
+    assert len(every) == 50
+    for k, (cls_name, i) in enumerate((c, i) for c in every.classes for i in (0, 99, 100, 899, 900)):
+        ev, label = every[k]
+        r = raw[(cls_name, i)]
+        assert label == every.classes.index(cls_name)
+        assert np.array_equal(ev["x"], 127 - r["y"]) and np.array_equal(ev["y"], 127 - r["x"])
+        assert np.array_equal(ev["t"], r["t"] - r["t"][0]) and every.metadata(k)["t_offset"] == r["t"][0]
+        assert np.array_equal(ev["p"], r["p"])
+
+    def indices(ds):
+        return sorted({int(ds.metadata(k)["source"].rsplit("_", 1)[1].split(".")[0]) for k in range(len(ds))})
+
+    assert indices(cls(root=root, split="train")) == [0, 99, 100, 899]
+    assert indices(cls(root=root, split="test")) == [900]
+    assert indices(cls(root=root, split="train", split_scheme="tebn")) == [100, 899, 900]
+    assert indices(cls(root=root, split="test", split_scheme="tebn")) == [0, 99]
+    with pytest.raises(ValueError, match="split_scheme"):
+        cls(root=root, split="train", split_scheme="random")
+
+
+def test_dvsgesture_windows_labels_and_repeats(http_server, tmp_path):
+    files, recordings = gesture_archive(tmp_path)
+    cls = mini_class(DVSGesture, files, _serve(http_server, "dvsgesture", files), tmp_path)
+    root = tmp_path / "root"
+    train = cls(root=root, split="train")
+    ev_all, rows = recordings["user01_fluorescent.aedat"]
+    assert len(train) == 4                     # class 8 occurs twice: two samples
+    assert list(train.targets) == [0, 7, 10, 7]  # label = class - 1, never folder order
+    for k, (c, a, b) in enumerate(rows):
+        ev, label = train[k]
+        want = ev_all[(ev_all["t"] >= a) & (ev_all["t"] < b)]
+        assert label == c - 1 and np.array_equal(ev["t"], want["t"] - a) and np.array_equal(ev["x"], want["x"])
+        assert train.metadata(k)["t_offset"] == a
+    merged = cls(root=root, split="train", merge_repeats=True)
+    assert sorted(merged.targets.tolist()) == [0, 7, 10]
+    test = cls(root=root, split="test")
+    assert len(test) == 4 and test.metadata(0)["source"].endswith("user24_led.aedat")
+
+
+def test_dvsgesture_manual_download_instructions(tmp_path):
+    with pytest.raises(DownloadError, match="DvsGesture.tar.gz") as err:
+        DVSGesture(root=tmp_path, split="train")
+    assert "8a5c71fb11e24e5ca5b11866ca6c00a1" in str(err.value) and "--from" in str(err.value)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_ncaltech101_background_and_seeded_split(http_server, tmp_path, nested):
+    files, members = caltech_archive(tmp_path)
+    if nested:  # the same zip inside another zip
+        files = {"N-Caltech101-archive.zip": zip_bytes({"Caltech101.zip": files["Caltech101.zip"]})}
+    else:
+        files = {"N-Caltech101-archive.zip": files["Caltech101.zip"]}
+    cls = mini_class(NCaltech101, files, _serve(http_server, "ncaltech101", files), tmp_path)
+    root = tmp_path / "root"
+    every = cls(root=root, split="all")
+    assert len(every) == 10                       # background excluded by default
+    assert set(every.targets.tolist()) == {every.classes.index("Faces_easy"), every.classes.index("accordion")}
+    train, test = cls(root=root, split="train"), cls(root=root, split="test")
+    src = lambda ds: {ds.metadata(i)["source"] for i in range(len(ds))}  # noqa: E731
+    assert len(train) == 8 and len(test) == 2 and not src(train) & src(test)
+    assert src(train) | src(test) == src(every)
+    again = cls(root=tmp_path / "other", split="train")
+    assert src(again) == src(train)               # deterministic
+    other_seed = cls(root=root, split="train", seed=5)
+    assert len(other_seed) == 8
+    with_bg = cls(root=root, split="all", keep_background=True)
+    assert len(with_bg) == 15 and with_bg.classes[-1] == "BACKGROUND_Google" and 100 in with_bg.targets
