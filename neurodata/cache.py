@@ -23,6 +23,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from numba import njit
 
 from ._filelock import FileLock
 from ._h5chunks import ChunkAppender, default_threads
@@ -113,9 +114,11 @@ def _check_open_file(f, kind: str, key) -> str | None:
     if key is not None and _attr_str(a.get("key", "")) != key:
         return f"built for key {_attr_str(a.get('key', ''))[:16]}…, expected {key[:16]}… (stale)"
     n, rows = int(a["num_samples"]), int(a["num_rows"])
-    main = f["events/x"] if kind == "events" else f["frames"]
-    if f["offsets"].shape != (n + 1,) or f["labels"].shape != (n,) or main.shape[0] != rows:
+    columns = [f["events/dt"], f["events/xyp"]] if kind == "events" else [f["frames"]]
+    if f["offsets"].shape != (n + 1,) or f["labels"].shape != (n,) or any(c.shape[0] != rows for c in columns):
         return "dataset shapes disagree with num_samples/num_rows"
+    if kind == "events" and (any(c.ndim != 1 for c in columns) or int(a.get("xyp_bits", 0)) not in (8, 16)):
+        return "events columns are not 1-D or xyp_bits is not 8 or 16"
     if int(f["offsets"][-1]) != rows:
         return "offsets do not end at num_rows"
     return None
@@ -287,12 +290,12 @@ class EventsWriter(_Writer):
         self.sensor_size = check_sensor_size(sensor_size)
         W, H, _ = self.sensor_size
         self.f.attrs["sensor_size"] = np.array(self.sensor_size, np.int64)
-        self.f.attrs["t_encoding"] = "delta"
+        self.xyp_bits = 8 if max(W, H) <= 256 else 16
+        self.f.attrs["xyp_bits"] = self.xyp_bits
         self.chunk_events = int(chunk_events)
         self.f.create_group("events")
-        for name, dtype in (("dt", np.int32), ("x", np.uint8 if W <= 256 else np.uint16),
-                            ("y", np.uint8 if H <= 256 else np.uint16), ("p", np.uint8)):
-            self._dataset(f"events/{name}", (), dtype, self.chunk_events)
+        self._dataset("events/dt", (), np.int32, self.chunk_events)
+        self._dataset("events/xyp", (), "<u4" if self.xyp_bits == 8 else "<u8", self.chunk_events)
         self._buf: list[np.ndarray] = []
         self._buffered = 0
 
@@ -320,8 +323,8 @@ class EventsWriter(_Writer):
         dt[starts] = ev["t"][starts]  # each sample's first delta is from t = 0
         if self.appenders["events/dt"].ds.dtype == np.int32 and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
             self._widen_dt()
-        for name in ("dt", "x", "y", "p"):
-            self.appenders[f"events/{name}"].append(dt if name == "dt" else ev[name])
+        self.appenders["events/dt"].append(dt)
+        self.appenders["events/xyp"].append(pack_xyp(ev, self.xyp_bits))
 
     def _widen_dt(self) -> None:
         """Switch ``events/dt`` to int64 (a delta beyond ±2**31 µs), keeping what was written."""
@@ -335,6 +338,16 @@ class EventsWriter(_Writer):
     def close(self) -> None:
         self._flush()
         super().close()
+
+
+def pack_xyp(events: np.ndarray, bits: int) -> np.ndarray:
+    """The ``events/xyp`` column: ``x | y << bits | p << 2*bits`` as ``<u4`` (bits = 8) or ``<u8``
+    (bits = 16); its little-endian ``bits``-wide words are ``(x, y, p, 0)``."""
+    wide = np.uint32 if bits == 8 else np.uint64
+    out = events["x"].astype(wide)
+    out |= events["y"].astype(wide) << wide(bits)
+    out |= events["p"].astype(wide) << wide(2 * bits)
+    return out.astype("<u4" if bits == 8 else "<u8", copy=False)
 
 
 def write_events_cache(path, samples, **options) -> int:
@@ -410,6 +423,18 @@ class _Store:
         return f"{type(self).__name__}({str(self.path)!r}, samples={len(self)})"
 
 
+@njit(cache=True, nogil=True)
+def _assemble_kernel(dt, words, t_out, x_out, y_out, p_out):
+    """t = cumsum(dt) (int64, wrapping like numpy), x/y/p = words[:, 0/1/2]; equal lengths."""
+    acc = np.int64(0)
+    for i in range(dt.shape[0]):
+        acc += dt[i]
+        t_out[i] = acc
+        x_out[i] = words[i, 0]
+        y_out[i] = words[i, 1]
+        p_out[i] = words[i, 2]
+
+
 class EventsStore(_Store):
     """Read an events cache: ``store[i] -> (events ndarray[EVENT_DTYPE] (n_i,), label int)``.
 
@@ -426,8 +451,8 @@ class EventsStore(_Store):
         self.sensor_size = tuple(int(v) for v in self.attrs["sensor_size"])
 
     def _bind(self, f) -> None:
-        g = f["events"]
-        self._ds = (g["dt"], g["x"], g["y"], g["p"])
+        self._ds = (f["events/dt"], f["events/xyp"])
+        self._xyp_word = np.dtype("u1" if int(self.attrs["xyp_bits"]) == 8 else "<u2")
 
     def __getitem__(self, i):
         i = self._index(i)
@@ -435,10 +460,10 @@ class EventsStore(_Store):
         out = np.empty(b - a, EVENT_DTYPE)
         if b > a:
             self._file()
-            dt, x, y, p = self._ds
+            dt, xyp = self._ds
             try:
-                out["t"] = np.cumsum(dt[a:b], dtype=np.int64)  # faster than cumsum(out=<strided field>)
-                out["x"], out["y"], out["p"] = x[a:b], y[a:b], p[a:b]
+                words = xyp[a:b].view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
+                _assemble_kernel(dt[a:b], words, out["t"], out["x"], out["y"], out["p"])
             except OSError as e:
                 raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
                                  "delete it (`neurodata cache rm`) to rebuild") from None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import socket
 import sys
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 from ._filelock import FileLock
 from .errors import ChecksumError, DownloadError
 
-__all__ = ["fetch_resource", "file_digest", "parse_checksum", "verify_file", "is_offline", "env_mirrors"]
+__all__ = ["fetch_resource", "file_digest", "parse_checksum", "verify_file", "is_offline", "env_mirrors",
+           "mirror_token"]
 
 CHUNK = 1 << 20
 ALGORITHMS = ("md5", "sha256")
@@ -48,6 +48,14 @@ def is_offline(offline: bool | None = None) -> bool:
 def env_mirrors() -> list[str]:
     """Mirror base URLs or folders from ``NEURODATA_MIRROR`` (separated by whitespace or commas)."""
     return [m for m in re.split(r"[\s,]+", os.environ.get("NEURODATA_MIRROR", "")) if m]
+
+
+def mirror_token() -> str | None:
+    """The mirror access token from ``NEURODATA_MIRROR_TOKEN`` (None when unset or blank).
+
+    It is sent as ``Authorization: Bearer <token>`` to HTTP(S) mirrors only, never to a resource's
+    own URLs (``requests`` also drops it when a mirror redirects to another host)."""
+    return os.environ.get("NEURODATA_MIRROR_TOKEN", "").strip() or None
 
 
 def parse_checksum(value: str, algorithm: str | None = None) -> tuple[str, str]:
@@ -232,27 +240,33 @@ def _copy_local(src: Path, part: Path, report) -> None:
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
-def _http_attempt(session, url: str, part: Path, timeout, report) -> bool:
-    """One GET into ``part`` (resumed when it exists). Returns True when progress was made."""
+def _http_attempt(session, url: str, part: Path, timeout, report, headers=None) -> None:
+    """One GET into ``part``, resumed with ``Range`` when it exists.
+
+    Raises ``_Retryable`` (transient: retry) or ``_SourceFailed`` (give up on this URL)."""
     import requests
     import urllib3
 
     have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    headers = {**(headers or {}), **({"Range": f"bytes={have}-"} if have else {})}
     try:
         resp = session.get(url, headers=headers, stream=True, timeout=timeout)
     except (requests.Timeout, requests.ConnectionError) as e:
         raise _Retryable(f"{type(e).__name__}: {e}") from None
+    except requests.RequestException as e:  # invalid URL, too many redirects, ...
+        raise _SourceFailed(f"{type(e).__name__}: {e}") from None
     with resp:
         status = resp.status_code
         if status == 416 and have:
             m = re.match(r"bytes\s+\*/(\d+)", resp.headers.get("Content-Range", ""))
             if m and int(m.group(1)) == have:
-                return False  # the part file is already complete
+                return  # the part file is already complete
             part.unlink()
             raise _Retryable(f"HTTP 416 for bytes={have}-: restarting from zero")
         if status >= 500 or status in _RETRY_STATUS:
             raise _Retryable(f"HTTP {status}")
+        if status == 401:
+            raise _SourceFailed("HTTP 401 (this server wants a token: set NEURODATA_MIRROR_TOKEN)")
         if status >= 400:
             raise _SourceFailed(f"HTTP {status}")
         total = None
@@ -269,13 +283,11 @@ def _http_attempt(session, url: str, part: Path, timeout, report) -> bool:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
         done = have
-        progressed = False
         with open(part, mode) as f:
             try:
                 for block in resp.raw.stream(CHUNK, decode_content=False):
                     f.write(block)
                     done += len(block)
-                    progressed = True
                     if report:
                         report(done, total)
             except (requests.RequestException, urllib3.exceptions.HTTPError, socket.timeout, ConnectionError) as e:
@@ -285,15 +297,14 @@ def _http_attempt(session, url: str, part: Path, timeout, report) -> bool:
         if total is not None and done > total:
             part.unlink()
             raise _Retryable(f"received {done} bytes, more than the announced {total}")
-    return progressed
 
 
-def _fetch_http(session, url, part, *, retries, timeout, backoff, report) -> None:
+def _fetch_http(session, url, part, *, retries, timeout, backoff, report, headers=None) -> None:
     failures = 0
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _http_attempt(session, url, part, timeout, report)
+            _http_attempt(session, url, part, timeout, report, headers)
             return
         except _Retryable as e:
             after = part.stat().st_size if part.exists() else 0
@@ -325,6 +336,7 @@ def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=Non
         Registry name: mirrors hold the file as ``<mirror>/<dataset>/<dest name>``.
     mirrors : sequence of str
         Mirror base URLs or folders, tried before ``urls``; ``NEURODATA_MIRROR`` adds more after them.
+        ``NEURODATA_MIRROR_TOKEN`` (see ``mirror_token``) is sent to HTTP(S) mirrors only.
     offline : bool, optional
         Never touch the network (default: ``NEURODATA_OFFLINE``); local sources are still used.
     verify : bool
@@ -358,7 +370,10 @@ def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=Non
                       "a truncated, changed or tampered file would be used", UserWarning, stacklevel=2)
     check = dict(size=size, **expected) if verify else {}
     offline = is_offline(offline)
-    sources = _sources([str(u) for u in urls], [*mirrors, *env_mirrors()], dataset, dest.name)
+    all_mirrors = [*mirrors, *env_mirrors()]
+    sources = _sources([str(u) for u in urls], all_mirrors, dataset, dest.name)
+    token = mirror_token()
+    auth = {s: {"Authorization": f"Bearer {token}"} for s in sources[:len(all_mirrors)]} if token else {}
     hint = _options_hint(dest, [s for s in sources if _local_path(s) is None])
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -372,10 +387,10 @@ def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=Non
                 os.replace(dest, rejected)
                 warnings.warn(f"{e}; moved it to {rejected} and fetching again", UserWarning, stacklevel=2)
         return _fetch_locked(sources, dest, part, check, hint, offline, progress,
-                             dict(retries=retries, timeout=timeout, backoff=backoff), session)
+                             dict(retries=retries, timeout=timeout, backoff=backoff), session, auth)
 
 
-def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts, session) -> Path:
+def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts, session, auth=None) -> Path:
     report, bar = _progress_callback(progress, dest.name)
     failures: list[str] = []
     checksum_error = None
@@ -385,6 +400,7 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
             if local is None and offline:
                 failures.append(f"{source}: skipped (offline mode)")
                 continue
+            resumed = local is None and part.exists() and part.stat().st_size > 0
             for from_zero in (False, True):
                 try:
                     if local is not None:
@@ -397,7 +413,8 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
                             session.headers.update({"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"})
                         if from_zero:
                             part.unlink(missing_ok=True)
-                        _fetch_http(session, source, part, report=report, **http_opts)
+                        _fetch_http(session, source, part, report=report, headers=(auth or {}).get(source),
+                                    **http_opts)
                     verify_file(part, source=source, hint=hint, **check)
                     os.replace(part, dest)
                     return dest
@@ -408,8 +425,8 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
                     part.unlink(missing_ok=True)
                     checksum_error = e
                     failures.append(f"{source}: {e.expected} expected, got {e.actual} (file deleted)")
-                    if local is not None:
-                        break  # a retry from zero only helps a resumed download
+                    if not resumed:
+                        break  # a retry from zero only helps a download resumed from an old part
     finally:
         if bar is not None:
             bar.close()

@@ -73,6 +73,10 @@ def as_events(events, name: str = "events") -> np.ndarray:
     for f in FIELDS:
         col = arr[f]
         target = EVENT_DTYPE[f]
+        if f == "p":
+            # polarity may arrive as -1/+1, 0/1 or bool: anything > 0 is ON
+            out[f] = col > 0
+            continue
         if col.size and np.issubdtype(col.dtype, np.number) and not np.can_cast(col.dtype, target):
             lo, hi = col.min(), col.max()
             info = np.iinfo(target)
@@ -80,11 +84,7 @@ def as_events(events, name: str = "events") -> np.ndarray:
                 raise ValueError(f"{name}[{f!r}] holds non-integer values; round them first")
             if lo < info.min or hi > info.max:
                 raise ValueError(f"{name}[{f!r}] values {lo}..{hi} do not fit {target}")
-        if f == "p" and col.size:
-            # polarity may arrive as -1/+1 or bool: anything > 0 is ON
-            out[f] = col > 0
-        else:
-            out[f] = col
+        out[f] = col
     return out
 
 

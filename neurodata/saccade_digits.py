@@ -16,7 +16,7 @@ from numba import njit
 
 from .emulate import emulate
 
-__all__ = ["FONT", "SENSOR_SIZE", "DURATION_US", "render_sample", "generate"]
+__all__ = ["FONT", "SENSOR_SIZE", "DURATION_US", "render_sample"]
 
 SENSOR_SIZE = (34, 34, 2)
 DURATION_US = 300_000
@@ -119,13 +119,3 @@ def render_sample(digit: int, rng, frame_us: int = 1000, noise_rate_hz: float = 
     _render_kernel(glyph, _SUPER, offsets, 0.1, frames)
     return emulate(frames, t, threshold_on=0.25, threshold_off=0.25, threshold_sigma=0.05,
                    refractory_us=200, noise_rate_hz=noise_rate_hz, rng=rng)
-
-
-def generate(n_per_class: int, seed: int):
-    """Yield ``(events, label)`` for ``n_per_class`` samples of each digit, class-interleaved.
-
-    Sample ``i`` has label ``i % 10`` and is drawn from ``numpy.random.default_rng([seed, i])``,
-    so any sample can be regenerated alone.
-    """
-    for i in range(10 * int(n_per_class)):
-        yield render_sample(i % 10, np.random.default_rng([seed, i])), i % 10

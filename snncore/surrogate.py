@@ -170,8 +170,11 @@ class Sigmoid(_AlphaSurrogate):
         return torch.sigmoid(self.alpha * x)
 
     def derivative(self, x):
-        s = torch.sigmoid(self.alpha * x)
-        return s * (1.0 - s) * self.alpha
+        # alpha * s * (1 - s) written as alpha * e / (1 + e)^2 with e = exp(-alpha |x|) <= 1: no
+        # cancellation in 1 - s, no overflow
+        e = torch.exp(-self.alpha * x.abs())
+        d = 1.0 + e
+        return e / (d * d) * self.alpha
 
 
 class ATan(_AlphaSurrogate):

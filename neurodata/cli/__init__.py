@@ -20,6 +20,8 @@ COMMANDS = {
     "convert": ("convert", "Convert an event file to another format."),
     "show": ("show", "Render a file or a dataset sample as PNG/GIF (needs the viz extra)."),
     "demo": ("demo", "The whole pipeline offline: data, cache, frames, a trained SNN, a figure."),
+    "mirror": ("mirror", "Build or verify a lab mirror folder of dataset archives."),
+    "serve": ("serve", "Serve a mirror folder over HTTP for other machines' fetches."),
 }
 
 

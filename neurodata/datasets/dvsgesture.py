@@ -94,7 +94,7 @@ class DVSGesture(EventDataset):
                 trials += [ln.strip() for ln in ar.read(listing).decode().splitlines() if ln.strip()]
             for trial in trials:
                 aedat = names[trial]
-                labels = read_gesture_labels(io.BytesIO(ar.read(names[trial.replace(".aedat", "_labels.csv")])))
+                labels = read_gesture_labels(ar.read(names[trial.replace(".aedat", "_labels.csv")]))
                 events = read_bytes(ar.read(aedat), "aedat31")
                 yield from self._cut(events, labels, aedat)
 

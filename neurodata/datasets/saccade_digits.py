@@ -7,15 +7,20 @@ decoding straight from the archive, and the HDF5 cache. ``source=`` accepts such
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
+import tempfile
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from .. import saccade_digits as gen
 from ..cache import content_key
 from ..download import file_digest
 from ..formats import write
-from ._base import EventDataset, find_source
+from ._base import find_source
 from ._recipe import Recipe, Resource
 from .nmnist import NMNIST
 
@@ -42,20 +47,40 @@ RECIPE = Recipe(
 )
 
 
-def write_archive(path, split: str, n_per_class: int, seed: int) -> None:
-    """Write ``n_per_class`` samples per digit as an N-MNIST-layout zip at ``path`` (atomic)."""
+def _sample_bytes(args) -> tuple[int, bytes]:
+    """Label and ATIS-binary bytes of sample ``i`` of the stream seeded ``seed`` (runs in a worker)."""
+    seed, i, tmpdir = args
+    events = gen.render_sample(i % 10, np.random.default_rng([seed, i]))
+    path = Path(tmpdir) / f"{os.getpid()}.bin"
+    write(path, events, "nmnist")
+    return i % 10, path.read_bytes()
+
+
+def write_archive(path, split: str, n_per_class: int, seed: int, jobs: int | None = None) -> None:
+    """Write ``n_per_class`` samples per digit as an N-MNIST-layout zip at ``path`` (atomic).
+
+    Sample ``i`` (label ``i % 10``) is ``saccade_digits.render_sample`` with
+    ``default_rng([seed, i])``, so the content does not depend on ``jobs`` (worker processes,
+    default: one per CPU).
+    """
     folder = "Train" if split == "train" else "Test"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    n = 10 * int(n_per_class)
+    jobs = jobs or os.cpu_count() or 1
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-            bin_path = tmp.with_suffix(".bin")
-            for i, (events, label) in enumerate(gen.generate(n_per_class, seed)):
-                write(bin_path, events, "nmnist")
+        with tempfile.TemporaryDirectory() as work, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            tasks = [(seed, i, work) for i in range(n)]
+            if jobs > 1:
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                    results = list(pool.map(_sample_bytes, tasks, chunksize=32))
+            else:
+                results = [_sample_bytes(t) for t in tasks]
+            for i, (label, data) in enumerate(results):
                 info = zipfile.ZipInfo(f"{folder}/{label}/{i:05d}.bin", date_time=(2020, 1, 1, 0, 0, 0))
-                zf.writestr(info, bin_path.read_bytes())
-            bin_path.unlink(missing_ok=True)
+                zf.writestr(info, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

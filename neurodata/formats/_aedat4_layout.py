@@ -19,6 +19,7 @@ MAX_IOHEADER = 16 << 20
 COMPRESSION = {0: "none", 1: "lz4", 2: "lz4_high", 3: "zstd", 4: "zstd_high"}
 WRITE_COMPRESSION = {"none": 0, "lz4": 1, "zstd": 3}
 MAX_SIDE = 32768
+MAX_PACKET = 1 << 30  # largest decompressed packet accepted (Zstd frames declaring more are refused)
 
 DV_EVENT = np.dtype({"names": ["t", "x", "y", "on"], "formats": ["<i8", "<i2", "<i2", "u1"],
                      "offsets": [0, 8, 10, 12], "itemsize": 16})
@@ -48,19 +49,20 @@ FTAB_FIELDS = [("byte_offset", 0, np.dtype("<i8"), 0), ("packet_header", 1, np.d
 class Header:
     """The parsed IOHeader: compression, file data position, streams, where packets start/end."""
 
-    def __init__(self, path):
+    def __init__(self, path, data=None):
+        """``data``: the whole file when already in memory (``path`` is then only a name, or None)."""
         self.path = path
-        self.size = os.stat(path).st_size
-        with open(path, "rb") as f:
-            head = f.read(18)
-            if not head.startswith(MAGIC):
-                raise FormatError(path, 0, f"expected the AEDAT 4 magic {MAGIC!r}, found {head[:14]!r}")
-            if len(head) < 18:
-                raise FormatError(path, 14, "file ends before the IOHeader length")
-            n = struct.unpack_from("<I", head, 14)[0]
-            if n > min(MAX_IOHEADER, self.size - 18):
-                raise FormatError(path, 14, f"IOHeader length {n} exceeds the file or {MAX_IOHEADER} bytes")
-            raw = f.read(n)
+        self.name = "<buffer>" if path is None else os.fspath(path)
+        if data is None:
+            self.size = os.stat(path).st_size
+            with open(path, "rb") as f:
+                head = f.read(18)
+                n = self._ioheader_length(head)
+                raw = f.read(n)
+        else:
+            self.size = len(data)
+            n = self._ioheader_length(bytes(data[:18]))
+            raw = bytes(data[18:18 + n])
         try:
             t = fb.root(raw, size_prefixed=False, identifier=b"IOHE")
             self.compression = t.scalar(0, "i", 0)
@@ -75,6 +77,16 @@ class Header:
         self.packets_end = fdp if self.data_offset <= fdp <= self.size else self.size
         self.streams = parse_description(path, desc or b"")
 
+    def _ioheader_length(self, head):
+        if not head.startswith(MAGIC):
+            raise FormatError(self.path, 0, f"expected the AEDAT 4 magic {MAGIC!r}, found {head[:14]!r}")
+        if len(head) < 18:
+            raise FormatError(self.path, 14, "file ends before the IOHeader length")
+        n = struct.unpack_from("<I", head, 14)[0]
+        if n > min(MAX_IOHEADER, self.size - 18):
+            raise FormatError(self.path, 14, f"IOHeader length {n} exceeds the file or {MAX_IOHEADER} bytes")
+        return n
+
     def events_stream(self, stream):
         """The stream chosen by ``stream`` (id, output name, or None = lowest-id EVTS stream)."""
         if stream is None:
@@ -83,9 +95,9 @@ class Header:
             if (isinstance(stream, (int, np.integer)) and not isinstance(stream, bool) and s["id"] == stream) \
                     or (isinstance(stream, str) and stream in (s["name"], str(s["id"]))):
                 if s["type"] != "EVTS":
-                    raise ValueError(f"stream {stream!r} of {self.path} holds {s['type']}, not events (EVTS)")
+                    raise ValueError(f"stream {stream!r} of {self.name} holds {s['type']}, not events (EVTS)")
                 return s
-        raise ValueError(f"{self.path} has no stream {stream!r}; streams: "
+        raise ValueError(f"{self.name} has no stream {stream!r}; streams: "
                          + ", ".join(f"{s['id']} {s['name']!r} ({s['type']})" for s in self.streams))
 
     def first(self, type_id):
@@ -137,15 +149,20 @@ def decompress(path, code, data, offset):
         raise FormatError(path, offset, "zero-length compressed packet")
     try:
         if code in (1, 2):
+            # an LZ4 frame expands at most ~255x: refuse a header that claims more (no huge allocation)
+            if len(data) >= 14 and data[4] & 0x08:
+                size = int.from_bytes(data[6:14], "little")
+                if size > 255 * len(data) + (1 << 16):
+                    raise ValueError(f"frame header declares {size} bytes, impossible from {len(data)} compressed bytes")
             return lz4.frame.decompress(data)
         dctx = zstandard.ZstdDecompressor()
-        if zstandard.frame_content_size(data) >= 0:
+        size = zstandard.frame_content_size(data)
+        if size > MAX_PACKET:
+            raise ValueError(f"frame header declares {size} bytes, over the {MAX_PACKET}-byte packet limit")
+        if size >= 0:
             return dctx.decompress(data)
-        dobj = dctx.decompressobj()  # no content size in the frame header: stream it
-        out = dobj.decompress(data)
-        if not dobj.eof:
-            raise ValueError("Zstd frame ends before its last block")
-        return out
+        # no content size in the frame header: decompress into at most MAX_PACKET bytes
+        return dctx.decompress(data, max_output_size=MAX_PACKET)
     except Exception as e:  # the codecs raise RuntimeError / ZstdError / ValueError on corrupt input
         name = "LZ4" if code in (1, 2) else "Zstd"
         raise FormatError(path, offset, f"corrupt {name} packet payload: {e}") from None

@@ -133,6 +133,8 @@ def table_vector_columns(buf, start: int, count: int, end: int, fields) -> np.nd
     ``fields`` is a list of ``(name, slot, dtype, default)`` for scalar fields; absent fields take
     their default. Every table, vtable and field position is bounds-checked against ``end``.
     """
+    if start < 0 or start + 4 * count > end:
+        raise FlatbufferError(start, f"vector of {count} table offsets runs past the buffer end {end}")
     b = np.frombuffer(buf, np.uint8, count=end)
     dtype = np.dtype([(name, dt) for name, _, dt, _ in fields])
     out = np.zeros(count, dtype)
@@ -150,8 +152,6 @@ def table_vector_columns(buf, start: int, count: int, end: int, fields) -> np.nd
         i = int(np.argmax(mask))
         raise FlatbufferError(int(pos[i]), f"table {i} of the vector: {what}")
 
-    if start + 4 * count > end:
-        raise FlatbufferError(start, f"vector of {count} table offsets runs past the buffer end {end}")
     tab = idx + u(idx, 4)
     bad = tab > end - 4
     if bad.any():

@@ -213,35 +213,46 @@ def info(path, header: RawHeader, name: str) -> FileInfo:
     return FileInfo(os.fspath(path), name, sensor, None, meta, header.data_offset)
 
 
-def load_words(path, offset: int, word: np.dtype, start: int = 0, count: int = -1,
-               *, mapped: bool = False) -> np.ndarray:
-    """Event words of ``path`` from byte ``offset + start * itemsize``; ``count=-1`` means all whole words.
+def _whole_words(path, offset: int, word: np.dtype) -> int:
+    """Number of whole words after ``offset``; warns about a trailing partial word."""
+    n_bytes = max(file_size(path) - offset, 0)
+    total = n_bytes // word.itemsize
+    rest = n_bytes - total * word.itemsize
+    if rest:
+        warnings.warn(f"{os.fspath(path)}: {rest} trailing byte(s) at offset {offset + total * word.itemsize} "
+                      f"do not form a whole {word.itemsize}-byte word; ignored", RuntimeWarning, stacklevel=4)
+    return total
+
+
+def load_words(path, offset: int, word: np.dtype) -> np.ndarray:
+    """All whole event words of ``path`` after byte ``offset``.
 
     A trailing partial word (file size not a multiple of the word size after the header) is
-    ignored with a ``RuntimeWarning`` naming the file and the offset; only the call that reaches
-    the end of the file reports it. With ``mapped`` (whole-file reads) data over 1 MiB is
+    ignored with a ``RuntimeWarning`` naming the file and the offset. Data over 1 MiB is
     memory-mapped read-only instead of copied; the mapping lives as long as the returned array.
     """
-    size = file_size(path)
-    n_bytes = max(size - offset, 0)
-    total = n_bytes // word.itemsize
-    if count < 0 or start + count >= total:
-        rest = n_bytes - total * word.itemsize
-        if rest:
-            warnings.warn(f"{os.fspath(path)}: {rest} trailing byte(s) at offset {offset + total * word.itemsize} "
-                          f"do not form a whole {word.itemsize}-byte word; ignored", RuntimeWarning, stacklevel=3)
-        count = max(total - start, 0)
-    first = offset + start * word.itemsize
+    count = _whole_words(path, offset, word)
     with open(path, "rb") as f:
-        if mapped and count * word.itemsize >= 1 << 20:
+        if count * word.itemsize >= 1 << 20:
             if hasattr(mmap, "MAP_SHARED"):
                 flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
                 mm = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
             else:  # pragma: no cover - Windows
                 mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            return np.frombuffer(mm, dtype=word, count=count, offset=first)
-        f.seek(first)
+            return np.frombuffer(mm, dtype=word, count=count, offset=offset)
+        f.seek(offset)
         return np.fromfile(f, dtype=word, count=count)
+
+
+def iter_word_blocks(path, offset: int, word: np.dtype, block_bytes: int):
+    """Yield the whole event words after ``offset`` in arrays of ``max(1, block_bytes // itemsize)``
+    words (a trailing partial word warns once, as in ``load_words``)."""
+    per_block = max(1, int(block_bytes) // word.itemsize)
+    total = _whole_words(path, offset, word)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for start in range(0, total, per_block):
+            yield np.fromfile(f, dtype=word, count=min(per_block, total - start))
 
 
 def header_bytes(encoding_line: str, format_name: str, sensor_size) -> bytes:

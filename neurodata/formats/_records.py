@@ -123,8 +123,37 @@ class Workers:
 
     def map(self, fn, n_items: int) -> list:
         """``[fn(0), ..., fn(n_items - 1)]``, on the pool's threads when ``n_items > 1``."""
-        if n_items == 1:
-            return [fn(0)]
+        if n_items <= 1:
+            return [fn(i) for i in range(n_items)]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads)
         return list(self._pool.map(fn, range(n_items)))
+
+
+def unwrap_check(t: np.ndarray, bits: int, fmt: str) -> None:
+    """Raise ``ValueError`` unless ``t`` survives storing ``t mod 2**bits`` and unwrapping.
+
+    The readers unwrap by adding ``2**bits`` whenever a stored value is more than
+    ``2**(bits - 1)`` below the previous one; this replays that rule on the values a writer
+    would store and names the first event that would come back different.
+    """
+    if t.size == 0:
+        return
+    raw = t & ((1 << bits) - 1)
+    wraps = np.zeros(t.size, np.int64)
+    np.cumsum(raw[:-1] - raw[1:] > (1 << (bits - 1)), out=wraps[1:])
+    bad = raw + (wraps << bits) != t
+    if bad.any():
+        i = int(np.argmax(bad))
+        if t[i] < 0:
+            why = "is negative"
+        elif i == 0:
+            why = f"is the first timestamp and not below 2**{bits}"
+        elif t[i] < t[i - 1]:
+            why = f"steps back {int(t[i - 1] - t[i])} µs"
+        else:
+            why = f"jumps {int(t[i] - t[i - 1])} µs"
+        raise ValueError(
+            f"events[{i}]['t'] = {t[i]} cannot be stored in {fmt}'s {bits}-bit timestamps "
+            f"(it {why}; the reader adds 2**{bits} only when a stored value drops by more than "
+            f"2**{bits - 1}); sort the events by t and keep steps below 2**{bits - 1} µs")

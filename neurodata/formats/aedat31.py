@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 import warnings
-from datetime import datetime
 
 import numpy as np
 from numba import njit
 
 from ..errors import FormatError
-from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
-from ._base import FileInfo, atomic_write
+from ..events import EVENT_DTYPE
+from ._aedat31_writer import write_aedat31
+from ._base import FileInfo
 from ._parallel import map_ordered, resolve_threads
 
 NAME = "aedat31"
@@ -34,8 +33,6 @@ SUFFIXES = (".aedat",)
 _MAGIC = b"#!AER-DAT3"
 _END = b"#!END-HEADER"
 _MAX_HEADER = 1 << 20
-_HEADER = struct.Struct("<hhiiiiii")  # 28 bytes
-_POLARITY = 1
 _PARALLEL_MIN_EVENTS = 1 << 20
 _WINDOW_BYTES = 32 << 20
 _PAGE = mmap.PAGESIZE
@@ -54,10 +51,15 @@ def detect(head: bytes) -> bool:
 
 
 # --------------------------------------------------------------------------------------- header
-def _parse_header(path):
-    """Return ``(lines, data_offset)``: header lines (without ``#``) and the first packet's offset."""
-    with open(path, "rb") as f:
-        head = f.read(_MAX_HEADER)
+def _parse_header(path, head=None):
+    """Return ``(lines, data_offset)``: header lines (without ``#``) and the first packet's offset.
+
+    ``head``: the file's first bytes when already in memory (else they are read from ``path``).
+    """
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(_MAX_HEADER)
+    head = bytes(head[:_MAX_HEADER])
     if not head.startswith(_MAGIC):
         raise FormatError(path, 0, f"expected the AEDAT 3 magic {_MAGIC!r}, found {head[:12]!r}")
     i = head.find(_END)
@@ -223,10 +225,11 @@ def _decode_kernel(buf, pk_pos, pk_num, pk_off, pk_cap, lo, hi, out, got):
             d = _u32(buf, q)
             if d & 1:
                 if k < stop:
-                    out[k].t = ovf | _i32(buf, q + 4)
-                    out[k].x = (d >> 17) & 0x7FFF
-                    out[k].y = (d >> 2) & 0x7FFF
-                    out[k].p = (d >> 1) & 1
+                    r = out[k]
+                    r["t"] = ovf | _i32(buf, q + 4)
+                    r["x"] = (d >> 17) & 0x7FFF
+                    r["y"] = (d >> 2) & 0x7FFF
+                    r["p"] = (d >> 1) & 1
                     k += 1
                 v += 1
             q += 8
@@ -243,14 +246,21 @@ def _check_source(source):
 
 
 class _Mapped:
-    """The file memory-mapped read-only, with the packet list of its polarity events."""
+    """The file memory-mapped read-only (or bytes already in memory), with the packet list of
+    its polarity events."""
 
-    def __init__(self, path, source, allow_truncated):
+    def __init__(self, path, source, allow_truncated, data=None):
         self.path = path
-        _, self.data_offset = _parse_header(path)
-        self._f = open(path, "rb")
-        self.mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
-        self.buf = np.frombuffer(self.mm, dtype=np.uint8)
+        self.name = "<buffer>" if path is None else os.fspath(path)
+        self._f = self.mm = None
+        if data is None:
+            _, self.data_offset = _parse_header(path)
+            self._f = open(path, "rb")
+            self.mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
+            self.buf = np.frombuffer(self.mm, dtype=np.uint8)
+        else:
+            _, self.data_offset = _parse_header(path, data)
+            self.buf = np.frombuffer(data, dtype=np.uint8)
         try:
             self._walk(_check_source(source), bool(allow_truncated))
         except BaseException:
@@ -266,10 +276,10 @@ class _Mapped:
         self._raise_or_warn(status, offset, value, allow_truncated)
         sources = sorted(int(s) - 32768 for s in np.flatnonzero(seen))
         if source < 0 and len(sources) > 1:
-            raise ValueError(f"{self.path}: polarity packets come from several sources {sources}; "
+            raise ValueError(f"{self.name}: polarity packets come from several sources {sources}; "
                              "pass source=<id> to choose one")
         if source >= 0 and sources and source not in sources:
-            raise ValueError(f"{self.path}: no polarity packets from source {source}; sources present: {sources}")
+            raise ValueError(f"{self.name}: no polarity packets from source {source}; sources present: {sources}")
         self.pk_pos = np.empty(n_all, np.int64)
         self.pk_num = np.empty(n_all, np.int64)
         self.pk_valid = np.empty(n_all, np.int64)
@@ -295,7 +305,7 @@ class _Mapped:
         }
         msg = msgs[status]
         if status in (_TRUNC_HEADER, _TRUNC_BODY) and allow_truncated:
-            warnings.warn(f"{self.path} at byte {offset}: {msg}; decoded the complete events before it "
+            warnings.warn(f"{self.name} at byte {offset}: {msg}; decoded the complete events before it "
                           "(allow_truncated=True)", stacklevel=4)
             return
         hint = ("; pass allow_truncated=True to keep the events before the truncation"
@@ -304,7 +314,7 @@ class _Mapped:
 
     def drop(self, start, stop):
         """Release the pages of ``[start, stop)`` from this process (they stay in the page cache)."""
-        if hasattr(self.mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        if self.mm is not None and hasattr(self.mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
             start -= start % _PAGE
             if stop > start:
                 self.mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
@@ -347,9 +357,11 @@ class _Mapped:
     def close(self):
         self.buf = None
         try:
-            self.mm.close()
+            if self.mm is not None:
+                self.mm.close()
         finally:
-            self._f.close()
+            if self._f is not None:
+                self._f.close()
 
 
 def _split(pos, num, threads):
@@ -402,6 +414,17 @@ def read(path, *, source=None, allow_truncated=False, threads=None) -> np.ndarra
         m.close()
 
 
+def decode(data, *, source=None, allow_truncated=False, threads=None) -> np.ndarray:
+    """:func:`read` for a whole file already in memory (bytes-like, e.g. an archive member);
+    errors name ``<buffer>`` and the byte offset."""
+    threads = resolve_threads(threads)
+    m = _Mapped(None, source, allow_truncated, data=data)
+    try:
+        return m.decode(0, m.pk_pos.size, threads)
+    finally:
+        m.close()
+
+
 def iter_blocks(path, block_bytes, *, source=None, allow_truncated=False, threads=None):
     """Yield the events of :func:`read` in file order, packet by packet in groups of about
     ``block_bytes`` bytes of file (every header is validated before the first block)."""
@@ -443,48 +466,7 @@ def write(path, events, sensor_size=None, *, packet_events=4096, source_id=1, so
     Every packet has ``eventType 1, eventSize 8, eventTSOffset 4, eventCapacity = eventNumber =
     eventValid = n``; each event ``data = x << 17 | y << 2 | p << 1 | 1``, ``timestamp = t & (2**31 - 1)``.
     """
-    events = as_events(events)
-    t, x, y, p = (events[f] for f in ("t", "x", "y", "p"))
-    if int(packet_events) != packet_events or packet_events < 1:
-        raise ValueError(f"packet_events must be a positive int, got {packet_events!r}")
-    if not -32768 <= int(source_id) <= 32767:
-        raise ValueError(f"source_id must fit int16, got {source_id!r}")
-    if events.size:
-        if t.min() < 0:
-            i = int(np.argmax(t < 0))
-            raise ValueError(f"events['t'][{i}] = {t[i]} is negative; AEDAT 3.1 timestamps are >= 0")
-        if t.max() >= 1 << 62:
-            raise ValueError(f"events['t'] up to {t.max()} does not fit AEDAT 3.1 (t < 2**62)")
-        if max(int(x.max()), int(y.max())) > 0x7FFF:
-            raise ValueError("events x/y must be <= 32767 to fit AEDAT 3.1 polarity events")
-    if sensor_size is not None:
-        sensor_size = check_sensor_size(sensor_size)
-        check_bounds(events, sensor_size)
-    if source_name is None:
-        wh = (128, 128) if sensor_size is None else sensor_size[:2]
-        names = {(128, 128): "DVS128", (240, 180): "DAVIS240C", (346, 260): "DAVIS346", (640, 480): "DVXplorer"}
-        source_name = names.get(wh, "Unknown")
-    stamp = (start_time or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M:%S (TZ%z)")
-    header = (f"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source {int(source_id)}: {source_name}\r\n"
-              f"#Start-Time: {stamp}\r\n#!END-HEADER\r\n").encode("latin-1")
-    body = np.empty(events.size, [("data", "<u4"), ("ts", "<i4")])
-    body["data"] = (x.astype(np.uint32) << 17) | (y.astype(np.uint32) << 2) | ((p > 0).astype(np.uint32) << 1) | 1
-    body["ts"] = (t & 0x7FFFFFFF).astype(np.int32)
-    ovf = t >> 31
-    cuts = np.flatnonzero(ovf[1:] != ovf[:-1]) + 1
-    starts = []
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, events.size]):
-        starts.extend(range(int(a), int(b), int(packet_events)))
-    edges = [*starts, events.size]
-
-    def chunks():
-        yield header
-        for a, b in zip(edges[:-1], edges[1:]):
-            n = b - a
-            yield _HEADER.pack(_POLARITY, int(source_id), 8, 4, int(ovf[a]), n, n, n)
-            yield body[a:b].tobytes()
-
-    atomic_write(path, chunks())
+    write_aedat31(path, events, sensor_size, packet_events, source_id, source_name, start_time)
 
 
-__all__ = ["read", "write", "inspect", "iter_blocks", "detect"]
+__all__ = ["read", "decode", "write", "inspect", "iter_blocks", "detect"]

@@ -16,9 +16,9 @@ writer in ``_aedat4_writer.py``.
 """
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
-import struct
 import warnings
 from typing import NamedTuple
 
@@ -41,7 +41,7 @@ _BATCH_BYTES = 1 << 20
 _INLINE_BELOW = 4 << 20  # event payload bytes under which threads do not pay off
 _MAX_TABLE = 256 << 20
 
-__all__ = ["read", "write", "inspect", "iter_blocks", "detect", "Aedat4Streams", "IMU_DTYPE",
+__all__ = ["read", "decode", "write", "inspect", "iter_blocks", "detect", "Aedat4Streams", "IMU_DTYPE",
            "TRIGGER_DTYPE", "DV_EVENT"]
 
 
@@ -168,10 +168,10 @@ def _copy_events_kernel(dec, start, count, out, k, width, height):
         if x >= width or y >= height:
             return i
         r = out[k + i]
-        r.t = _u(dec, q, 8)
-        r.x = x
-        r.y = y
-        r.p = 1 if dec[q + 12] != 0 else 0
+        r["t"] = _u(dec, q, 8)
+        r["x"] = x
+        r["y"] = y
+        r["p"] = 1 if dec[q + 12] != 0 else 0
         q += 16
     return -1
 
@@ -189,25 +189,22 @@ _EVTS_ERRORS = {1: "decompressed packet of {v} bytes is too short for a flatbuff
 class _Reader:
     """The header and packet list of one file, and per-packet decoding."""
 
-    def __init__(self, path, allow_truncated=False):
+    def __init__(self, path, allow_truncated=False, data=None):
         self.path = path
-        self.h = Header(path)
+        self.data = None if data is None else memoryview(data).cast("B")
+        self.h = Header(path, self.data)
         self._walk(bool(allow_truncated))
 
     def _walk(self, allow_truncated):
         h = self.h
         info = np.zeros(4, np.int64)
-        empty = np.empty(0, np.int64)
-        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            buf = np.frombuffer(mm, np.uint8)
-            _walk_kernel(buf, h.data_offset, h.packets_end, empty, empty, empty, info)
-            n = int(info[3])
-            self.pk_pos, self.pk_id, self.pk_size = (np.empty(n, np.int64) for _ in range(3))
-            if n:
-                _walk_kernel(buf, h.data_offset, h.packets_end, self.pk_pos, self.pk_id, self.pk_size, info)
-            del buf
-            if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                mm.madvise(mmap.MADV_DONTNEED)  # the walk touched pages; give them back
+        if self.data is not None:
+            self._walk_buffer(np.frombuffer(self.data, np.uint8), info)
+        else:
+            with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                self._walk_buffer(np.frombuffer(mm, np.uint8), info)
+                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                    mm.madvise(mmap.MADV_DONTNEED)  # the walk touched pages; give them back
         status, offset, value = (int(v) for v in info[:3])
         if status:
             msg = (f"file ends inside a packet header ({value} of 8 bytes)" if status == 1 else
@@ -215,7 +212,7 @@ class _Reader:
                    f"({h.packets_end - offset - 8} bytes left)")
             if not allow_truncated:
                 raise FormatError(self.path, offset, msg + "; pass allow_truncated=True to keep the packets before it")
-            warnings.warn(f"{self.path} at byte {offset}: {msg}; decoded the packets before it "
+            warnings.warn(f"{h.name} at byte {offset}: {msg}; decoded the packets before it "
                           "(allow_truncated=True)", stacklevel=4)
         declared = np.array([s["id"] for s in h.streams], np.int64)
         bad = ~np.isin(self.pk_id, declared)
@@ -225,20 +222,38 @@ class _Reader:
                               f"packet of stream id {int(self.pk_id[i])}, which the IOHeader does not declare "
                               f"(declared: {declared.tolist()})")
 
-    def payload(self, fd, i):
-        """Packet ``i``'s decompressed payload (bytes)."""
+    def _walk_buffer(self, buf, info):
+        h = self.h
+        empty = np.empty(0, np.int64)
+        _walk_kernel(buf, h.data_offset, h.packets_end, empty, empty, empty, info)
+        n = int(info[3])
+        self.pk_pos, self.pk_id, self.pk_size = (np.empty(n, np.int64) for _ in range(3))
+        if n:
+            _walk_kernel(buf, h.data_offset, h.packets_end, self.pk_pos, self.pk_id, self.pk_size, info)
+
+    def payload(self, fd, i, scratch=None):
+        """Packet ``i``'s decompressed payload (bytes-like). ``fd``: the open file (unused for
+        in-memory data); ``scratch``: a reusable bytearray for the compressed bytes."""
         pos, size = int(self.pk_pos[i]), int(self.pk_size[i])
-        data = os.pread(fd, size, pos + 8)
-        if len(data) != size:
-            raise FormatError(self.path, pos + 8, f"file shrank while reading: {len(data)} of {size} bytes")
+        if self.data is not None:
+            return decompress(self.path, self.h.compression, self.data[pos + 8:pos + 8 + size], pos + 8)
+        if scratch is None or len(scratch) < size or self.h.compression == 0:
+            data = os.pread(fd, size, pos + 8)
+            got = len(data)
+        else:
+            data = memoryview(scratch)[:size]
+            got = os.preadv(fd, [data], pos + 8)
+        if got != size:
+            raise FormatError(self.path, pos + 8, f"file shrank while reading: {got} of {size} bytes")
         return decompress(self.path, self.h.compression, data, pos + 8)
 
     def locate_batch(self, fd, idx):
         """Decompress and validate packets ``idx``: ``[(i, buffer, start, count)]`` (worker side)."""
         info = np.zeros(5, np.int64)
         res = []
+        scratch = bytearray(int(self.pk_size[idx].max())) if len(idx) and hasattr(os, "preadv") else None
         for i in idx:
-            dec = np.frombuffer(self.payload(fd, i), np.uint8)
+            dec = np.frombuffer(self.payload(fd, i, scratch), np.uint8)
             status = _locate_events_kernel(dec, info)
             if status:
                 raise FormatError(self.path, int(self.pk_pos[i]) + 8, _EVTS_ERRORS[status].format(v=int(info[2]))
@@ -289,9 +304,17 @@ class _Reader:
     def located(self, sid, batch_bytes, threads):
         """Yield located batches of stream ``sid`` in file order, decompressed on ``threads`` threads."""
         groups = self.batches(sid, batch_bytes)
-        with open(self.path, "rb") as f:
-            fd = f.fileno()
+        with self.opened() as fd:
             yield from map_ordered(lambda g: self.locate_batch(fd, g), groups, threads)
+
+    @contextlib.contextmanager
+    def opened(self):
+        """A file descriptor for :meth:`payload` (None for in-memory data)."""
+        if self.data is not None:
+            yield None
+            return
+        with open(self.path, "rb") as f:
+            yield f.fileno()
 
 
 def read(path, *, stream=None, imu=False, triggers=False, allow_truncated=False, threads=None):
@@ -326,13 +349,21 @@ def read(path, *, stream=None, imu=False, triggers=False, allow_truncated=False,
         event outside the stream's declared ``sizeX`` × ``sizeY``; the message names the file and
         the byte offset (of the packet payload, plus the position inside the decompressed buffer).
     """
+    return _read(_Reader(path, allow_truncated), stream, imu, triggers, threads)
+
+
+def decode(data, *, stream=None, imu=False, triggers=False, allow_truncated=False, threads=None):
+    """:func:`read` for a whole file already in memory (bytes-like, e.g. an archive member);
+    errors name ``<buffer>`` and the byte offset."""
+    return _read(_Reader(None, allow_truncated, data=data), stream, imu, triggers, threads)
+
+
+def _read(r, stream, imu, triggers, threads):
     threads = resolve_threads(threads)
-    r = _Reader(path, allow_truncated)
     events = _read_events(r, r.h.events_stream(stream), threads)
     if not (imu or triggers):
         return events
-    with open(path, "rb") as f:
-        fd = f.fileno()
+    with r.opened() as fd:
         i = r.table_packets(fd, r.h.first("IMUS"), b"IMUS", IMU_FIELDS, IMU_DTYPE) if imu else None
         g = r.table_packets(fd, r.h.first("TRIG"), b"TRIG", TRIGGER_FIELDS, TRIGGER_DTYPE) if triggers else None
     return Aedat4Streams(events, i, g)

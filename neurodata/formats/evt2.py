@@ -12,18 +12,19 @@ Word ``w``, ``type = w >> 28``:
 - every other type (IMU, OTHERS, CONTINUED, unused): no output.
 
 Decoding starts at the first TIME_HIGH word; words before it are skipped. Because the loop rule
-only compares consecutive TIME_HIGH values, the file is split into chunks that are decoded in
-parallel after a counting pass, with a result identical to the sequential definition.
+only compares consecutive TIME_HIGH values, the words are split into chunks that are counted, then
+decoded, on a thread pool (``nogil`` kernels: nothing survives a ``fork``), with a result
+identical to the sequential definition.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..events import EVENT_DTYPE, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
+from ._parallel import map_ordered, resolve_threads
 
 NAME = "evt2"
 SUFFIXES = (".raw",)
@@ -45,75 +46,72 @@ def _evt2_first_time_high_kernel(words):
     return -1
 
 
-@njit(cache=True, parallel=True)
-def _evt2_scan_kernel(words, bounds, stats):
-    """Per chunk c: stats[c] = (CD words, trigger words, first TIME_HIGH payload or -1,
+@njit(cache=True, nogil=True)
+def _evt2_scan_kernel(words, stats):
+    """Summarise one chunk: stats = (CD words, trigger words, first TIME_HIGH payload or -1,
     last TIME_HIGH payload, loops between TIME_HIGH words inside the chunk)."""
-    for c in prange(bounds.shape[0] - 1):
-        n_cd = 0
-        n_tr = 0
-        first = -1
-        prev = -1
-        loops = 0
-        for i in range(bounds[c], bounds[c + 1]):
-            w = words[i]
-            n_cd += w < np.uint32(0x20000000)
-            typ = w >> 28
-            if typ == 8:
-                th = np.int64(w & 0x0FFFFFFF)
-                if first < 0:
-                    first = th
-                # MaxTimestamp - LoopThreshold = ((2^28 - 1) << 6) - 10000
-                elif th < prev and ((prev - th) << 6) >= 17179859120:
-                    loops += 1
-                prev = th
-            elif typ == 10:
-                n_tr += 1
-        stats[c, 0] = n_cd
-        stats[c, 1] = n_tr
-        stats[c, 2] = first
-        stats[c, 3] = prev
-        stats[c, 4] = loops
+    n_cd = 0
+    n_tr = 0
+    first = -1
+    prev = -1
+    loops = 0
+    for i in range(words.shape[0]):
+        w = words[i]
+        n_cd += w < np.uint32(0x20000000)
+        typ = w >> 28
+        if typ == 8:
+            th = np.int64(w & 0x0FFFFFFF)
+            if first < 0:
+                first = th
+            # MaxTimestamp - LoopThreshold = ((2^28 - 1) << 6) - 10000
+            elif th < prev and ((prev - th) << 6) >= 17179859120:
+                loops += 1
+            prev = th
+        elif typ == 10:
+            n_tr += 1
+    stats[0] = n_cd
+    stats[1] = n_tr
+    stats[2] = first
+    stats[3] = prev
+    stats[4] = loops
 
 
-@njit(cache=True, parallel=True)
-def _evt2_fill_kernel(words, bounds, ev_off, tr_off, prev0, loop0, out, trig, want_triggers):
-    """Decode chunk c into out[ev_off[c]:] starting from TIME_HIGH payload prev0[c] and loop loop0[c]."""
-    for c in prange(bounds.shape[0] - 1):
-        k = ev_off[c]
-        j = tr_off[c]
-        prev = prev0[c]
-        loop = loop0[c]
-        base = (loop << 34) + (prev << 6)
-        for i in range(bounds[c], bounds[c + 1]):
-            w = words[i]
-            typ = w >> 28
-            if typ <= 1:
-                rec = out[k]
-                rec["t"] = base + ((w >> 22) & 0x3F)
-                rec["x"] = (w >> 11) & 0x7FF
-                rec["y"] = w & 0x7FF
-                rec["p"] = typ
-                k += 1
-            elif typ == 8:
-                th = np.int64(w & 0x0FFFFFFF)
-                if th < prev and ((prev - th) << 6) >= 17179859120:
-                    loop += 1
-                prev = th
-                base = (loop << 34) + (prev << 6)
-            elif typ == 10 and want_triggers:
-                tr = trig[j]
-                tr["t"] = base + ((w >> 22) & 0x3F)
-                tr["id"] = (w >> 8) & 0x1F
-                tr["value"] = w & 1
-                j += 1
+@njit(cache=True, nogil=True)
+def _evt2_fill_kernel(words, prev, loop, out, trig, want_triggers):
+    """Decode one chunk into ``out`` (and ``trig``) from TIME_HIGH payload ``prev`` and loop ``loop``."""
+    k = 0
+    j = 0
+    base = (loop << 34) + (prev << 6)
+    for i in range(words.shape[0]):
+        w = words[i]
+        typ = w >> 28
+        if typ <= 1:
+            rec = out[k]
+            rec["t"] = base + ((w >> 22) & 0x3F)
+            rec["x"] = (w >> 11) & 0x7FF
+            rec["y"] = w & 0x7FF
+            rec["p"] = typ
+            k += 1
+        elif typ == 8:
+            th = np.int64(w & 0x0FFFFFFF)
+            if th < prev and ((prev - th) << 6) >= 17179859120:
+                loop += 1
+            prev = th
+            base = (loop << 34) + (prev << 6)
+        elif typ == 10 and want_triggers:
+            tr = trig[j]
+            tr["t"] = base + ((w >> 22) & 0x3F)
+            tr["id"] = (w >> 8) & 0x1F
+            tr["value"] = w & 1
+            j += 1
 
 
-def _decode(words, state, want_triggers, n_chunks=None):
+def _decode(words, state, want_triggers, n_chunks=None, threads=1):
     """Decode ``words`` continuing ``state`` = int64 [started, TIME_HIGH payload, loop] (updated in place).
 
-    ``n_chunks`` (default: by size and thread count) only changes how the work is split, never the
-    result. Returns ``(events, triggers)`` (triggers is None unless ``want_triggers``).
+    The words are cut into ``n_chunks`` pieces (default: one per thread, one for small inputs)
+    decoded on ``threads`` threads; the split never changes the result.
+    Returns ``(events, triggers)`` (triggers is None unless ``want_triggers``).
     """
     if not state[0]:
         first = int(_evt2_first_time_high_kernel(words))
@@ -123,19 +121,20 @@ def _decode(words, state, want_triggers, n_chunks=None):
         state[:] = (1, int(words[0]) & 0x0FFFFFFF, 0)
     n = words.shape[0]
     if n_chunks is None:
-        n_chunks = max(1, min(4 * numba.get_num_threads(), n // _MIN_CHUNK_WORDS))
+        n_chunks = max(1, min(threads, n // _MIN_CHUNK_WORDS))
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
+    chunks = [words[bounds[c]:bounds[c + 1]] for c in range(n_chunks)]
     stats = np.empty((n_chunks, 5), np.int64)
-    _evt2_scan_kernel(words, bounds, stats)
-    ev_off = np.zeros(n_chunks, np.int64)
-    tr_off = np.zeros(n_chunks, np.int64)
-    ev_off[1:] = np.cumsum(stats[:-1, 0])
-    tr_off[1:] = np.cumsum(stats[:-1, 1])
-    prev0 = np.empty(n_chunks, np.int64)
-    loop0 = np.empty(n_chunks, np.int64)
+    for _ in map_ordered(lambda c: _evt2_scan_kernel(chunks[c], stats[c]), range(n_chunks), min(threads, n_chunks)):
+        pass
+    ev_off = np.zeros(n_chunks + 1, np.int64)
+    tr_off = np.zeros(n_chunks + 1, np.int64)
+    ev_off[1:] = np.cumsum(stats[:, 0])
+    tr_off[1:] = np.cumsum(stats[:, 1])
+    start = []
     prev, loop = int(state[1]), int(state[2])
     for c in range(n_chunks):  # chain the loop counter through the chunks' first/last TIME_HIGH
-        prev0[c], loop0[c] = prev, loop
+        start.append((prev, loop))
         first = int(stats[c, 2])
         if first >= 0:
             if first < prev and ((prev - first) << 6) >= ((1 << 28) - 1 << 6) - 10000:
@@ -143,13 +142,19 @@ def _decode(words, state, want_triggers, n_chunks=None):
             loop += int(stats[c, 4])
             prev = int(stats[c, 3])
     state[1], state[2] = prev, loop
-    out = np.empty(int(stats[:, 0].sum()), EVENT_DTYPE)
-    trig = np.empty(int(stats[:, 1].sum()) if want_triggers else 0, raw.TRIGGER_DTYPE)
-    _evt2_fill_kernel(words, bounds, ev_off, tr_off, prev0, loop0, out, trig, want_triggers)
+    out = np.empty(int(ev_off[-1]), EVENT_DTYPE)
+    trig = np.empty(int(tr_off[-1]) if want_triggers else 0, raw.TRIGGER_DTYPE)
+
+    def fill(c):
+        tr = trig[tr_off[c]:tr_off[c + 1]] if want_triggers else trig
+        _evt2_fill_kernel(chunks[c], start[c][0], start[c][1], out[ev_off[c]:ev_off[c + 1]], tr, want_triggers)
+
+    for _ in map_ordered(fill, range(n_chunks), min(threads, n_chunks)):
+        pass
     return out, (trig if want_triggers else None)
 
 
-def read(path, *, triggers: bool = False):
+def read(path, *, triggers: bool = False, threads=None):
     """Decode the CD events of an EVT 2.0 RAW file.
 
     Parameters
@@ -157,6 +162,9 @@ def read(path, *, triggers: bool = False):
     path : str or os.PathLike
     triggers : bool, default False
         Also return the external trigger words as a ``TRIGGER_DTYPE`` array (``t`` µs, ``id``, ``value``).
+    threads : int, optional
+        Decoding threads (default: the usable CPUs, at most 8); inputs under 256 Ki words use one.
+        The result does not depend on it.
 
     Returns
     -------
@@ -171,12 +179,12 @@ def read(path, *, triggers: bool = False):
     """
     header = raw.read_header(path)
     raw.check_encoding(path, header, NAME)
-    words = raw.load_words(path, header.data_offset, WORD, mapped=True)
-    events, trig = _decode(words, np.zeros(3, np.int64), bool(triggers))
+    words = raw.load_words(path, header.data_offset, WORD)
+    events, trig = _decode(words, np.zeros(3, np.int64), bool(triggers), threads=resolve_threads(threads))
     return (events, trig) if triggers else events
 
 
-def iter_blocks(path, block_bytes: int):
+def iter_blocks(path, block_bytes: int, *, threads=None):
     """Yield the CD events decoded from successive blocks of about ``block_bytes`` bytes.
 
     Decoder state (time base, loop counter) carries across blocks, so the concatenation equals
@@ -184,20 +192,12 @@ def iter_blocks(path, block_bytes: int):
     """
     header = raw.read_header(path)
     raw.check_encoding(path, header, NAME)
-    per_block = max(1, int(block_bytes) // WORD.itemsize)
-    total = max(raw.file_size(path) - header.data_offset, 0) // WORD.itemsize
+    threads = resolve_threads(threads)
     state = np.zeros(3, np.int64)
-    start = 0
-    while True:
-        count = min(per_block, total - start)
-        words = raw.load_words(path, header.data_offset, WORD, start, count if start + count < total else -1)
-        if words.size:
-            events, _ = _decode(words, state, False)
-            if events.size:
-                yield events
-        start += per_block
-        if start >= total:
-            return
+    for words in raw.iter_word_blocks(path, header.data_offset, WORD, block_bytes):
+        events, _ = _decode(words, state, False, threads=threads)
+        if events.size:
+            yield events
 
 
 def inspect(path):

@@ -16,22 +16,25 @@ The state machine is openeb's (``EVT3Decoder::decode_events_buffer``); ``type = 
 - everything else (OTHERS, CONTINUED, IMU, unused): ignored.
 
 ``t = loop·2^24 + (time_high << 12) + time_low`` µs, never clamped. Words before the first
-TIME_HIGH are skipped. The decoder is sequential; a parallel, stateless pass first bounds the
-event count (ADDR_X words plus vector bits) so the output is allocated once.
+TIME_HIGH are skipped. The decoder is sequential; a stateless pass (on a thread pool of ``nogil``
+kernels for large inputs) first bounds the event count (ADDR_X words plus vector bits) so the
+output is allocated once.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
+from ._parallel import map_ordered, resolve_threads
 
 NAME = "evt3"
 SUFFIXES = (".raw",)
 WORD = np.dtype("<u2")
 MAX_T = (1 << 44) - 1  # writer limit: 2^20 time loops of 2^24 µs (203 days)
+_MIN_CHUNK_WORDS = 1 << 19
 
 # decoder state vector (int64): started, row, is_cd, vbase, time_high, time_low, loop
 _STATE_SIZE = 7
@@ -42,12 +45,12 @@ def detect(head: bytes) -> bool:
     return raw.detect_encoding(head) == NAME
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _evt3_bound_kernel(words):
     """Upper bounds (events, triggers): ADDR_X words + set vector bits, EXT_TRIGGER words."""
     n_ev = 0
     n_tr = 0
-    for i in prange(words.shape[0]):
+    for i in range(words.shape[0]):
         w = np.int64(words[i])
         typ = w >> 12
         m = w & 0xFFF
@@ -153,9 +156,18 @@ def _evt3_decode_kernel(words, height, state, out, trig, want_triggers):
     return k, j
 
 
-def _decode(words, height, state, want_triggers):
+def _bound(words, threads):
+    """``_evt3_bound_kernel`` over the words, in pieces on ``threads`` threads for large inputs."""
+    n_chunks = max(1, min(threads, words.shape[0] // _MIN_CHUNK_WORDS))
+    bounds = np.linspace(0, words.shape[0], n_chunks + 1).astype(np.int64)
+    parts = map_ordered(lambda c: _evt3_bound_kernel(words[bounds[c]:bounds[c + 1]]), range(n_chunks), n_chunks)
+    sums = np.array(list(parts), np.int64).sum(axis=0)
+    return int(sums[0]), int(sums[1])
+
+
+def _decode(words, height, state, want_triggers, threads=1):
     """Decode ``words`` continuing ``state`` (updated in place); returns ``(events, triggers or None)``."""
-    ub_ev, ub_tr = _evt3_bound_kernel(words)
+    ub_ev, ub_tr = _bound(words, threads)
     out = np.empty(int(ub_ev), EVENT_DTYPE)
     trig = np.empty(int(ub_tr) if want_triggers else 0, raw.TRIGGER_DTYPE)
     n_ev, n_tr = _evt3_decode_kernel(words, height, state, out, trig, want_triggers)
@@ -175,7 +187,7 @@ def _height(path, header, sensor_size, height):
     return -1 if geometry is None else geometry[1]
 
 
-def read(path, *, triggers: bool = False, sensor_size=None, height=None):
+def read(path, *, triggers: bool = False, sensor_size=None, height=None, threads=None):
     """Decode the CD events of an EVT 3.0 RAW file.
 
     Parameters
@@ -188,6 +200,9 @@ def read(path, *, triggers: bool = False, sensor_size=None, height=None):
         ``y >= H`` are dropped, as openeb does.
     height : int, optional
         Overrides only the height. Give at most one of ``sensor_size`` and ``height``.
+    threads : int, optional
+        Threads for the counting pass (default: the usable CPUs, at most 8); the state machine
+        itself is sequential. The result does not depend on it.
 
     Returns
     -------
@@ -203,12 +218,12 @@ def read(path, *, triggers: bool = False, sensor_size=None, height=None):
     header = raw.read_header(path)
     raw.check_encoding(path, header, NAME)
     h = _height(path, header, sensor_size, height)
-    words = raw.load_words(path, header.data_offset, WORD, mapped=True)
-    events, trig = _decode(words, h, np.zeros(_STATE_SIZE, np.int64), bool(triggers))
+    words = raw.load_words(path, header.data_offset, WORD)
+    events, trig = _decode(words, h, np.zeros(_STATE_SIZE, np.int64), bool(triggers), resolve_threads(threads))
     return (events, trig) if triggers else events
 
 
-def iter_blocks(path, block_bytes: int, *, sensor_size=None, height=None):
+def iter_blocks(path, block_bytes: int, *, sensor_size=None, height=None, threads=None):
     """Yield the CD events decoded from successive blocks of about ``block_bytes`` bytes.
 
     The decoder state (row, vector base, time, loop) carries across blocks, so the
@@ -217,20 +232,12 @@ def iter_blocks(path, block_bytes: int, *, sensor_size=None, height=None):
     header = raw.read_header(path)
     raw.check_encoding(path, header, NAME)
     h = _height(path, header, sensor_size, height)
-    per_block = max(1, int(block_bytes) // WORD.itemsize)
-    total = max(raw.file_size(path) - header.data_offset, 0) // WORD.itemsize
+    threads = resolve_threads(threads)
     state = np.zeros(_STATE_SIZE, np.int64)
-    start = 0
-    while True:
-        count = min(per_block, total - start)
-        words = raw.load_words(path, header.data_offset, WORD, start, count if start + count < total else -1)
-        if words.size:
-            events, _ = _decode(words, h, state, False)
-            if events.size:
-                yield events
-        start += per_block
-        if start >= total:
-            return
+    for words in raw.iter_word_blocks(path, header.data_offset, WORD, block_bytes):
+        events, _ = _decode(words, h, state, False, threads)
+        if events.size:
+            yield events
 
 
 def inspect(path):

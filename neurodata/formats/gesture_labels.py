@@ -22,7 +22,7 @@ _MAX_BYTES = 16 << 20
 
 
 def read_gesture_labels(path) -> np.ndarray:
-    """Read a DVS128 Gesture ``*_labels.csv`` file.
+    """Read a DVS128 Gesture ``*_labels.csv`` file (a path, or its content as ``bytes``).
 
     Returns
     -------
@@ -37,10 +37,15 @@ def read_gesture_labels(path) -> np.ndarray:
         Missing or different header, a row without exactly three integer fields, a value that does
         not fit the field type, or a file over 16 MiB; the message names the byte offset of the line.
     """
-    if os.stat(path).st_size > _MAX_BYTES:
+    if isinstance(path, (bytes, bytearray)):
+        data, path = bytes(path), None
+    else:
+        if os.stat(path).st_size > _MAX_BYTES:
+            raise FormatError(path, 0, f"label file larger than {_MAX_BYTES} bytes; not a DVS128 Gesture label CSV")
+        with open(path, "rb") as f:
+            data = f.read()
+    if len(data) > _MAX_BYTES:
         raise FormatError(path, 0, f"label file larger than {_MAX_BYTES} bytes; not a DVS128 Gesture label CSV")
-    with open(path, "rb") as f:
-        data = f.read()
     rows = []
     offset = 0
     header_seen = False

@@ -37,45 +37,76 @@ def detect(head: bytes) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _count_markers_kernel(buf, start, stop):
-    """Number of overflow markers (``y == 240``) among records ``[start, stop)`` of ``buf``."""
+def _count_markers_kernel(buf):
+    """Number of overflow markers (``y == 240``) among the whole 5-byte records of ``buf``."""
     k = 0
-    for i in range(start, stop):
-        if buf[5 * i + 1] == 240:
-            k += 1
+    for i in range(buf.size // 5):
+        k += buf[5 * i + 1] == 240
     return k
 
 
 @njit(cache=True, nogil=True)
-def _decode_kernel(buf, start, stop, out, o, m):
-    """Decode records ``[start, stop)`` of ``buf`` into ``out[o:]``, ``m`` markers before them.
-
-    Markers are skipped and raise ``m``; ``t = stored + m * 2**13``. Returns nothing: the
-    caller knows how many events a chunk yields from ``_count_markers_kernel``.
-    """
-    for i in range(start, stop):
+def _put_kernel(src, dst, m):
+    """Decode ``dst.size`` marker-free records of ``src`` into ``dst``, ``m`` markers before them."""
+    for i in range(dst.size):
         j = 5 * i
-        y = buf[j + 1]
-        if y == 240:
-            m += 1
+        b2 = np.int64(src[j + 2])
+        dst[i]["t"] = (((b2 & 0x7F) << 16) | (np.int64(src[j + 3]) << 8)
+                       | np.int64(src[j + 4])) + (m << 13)
+        dst[i]["x"] = src[j]
+        dst[i]["y"] = src[j + 1]
+        dst[i]["p"] = b2 >> 7
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(buf, out, m):
+    """Decode the whole 5-byte records of ``buf`` into ``out``, ``m`` markers before them.
+
+    Markers are skipped and raise ``m``; ``t = stored + m * 2**13``. Returns the number of
+    events written (``out`` has room for one per record). Works in blocks of 256 records: a
+    block without markers (a vectorised count says so) is decoded in one tight loop, a block
+    with markers run by run between them.
+    """
+    n = buf.size // 5
+    o = 0
+    for s in range(0, n, 256):
+        e = min(n, s + 256)
+        src = buf[5 * s:5 * e]
+        k = 0
+        for i in range(e - s):
+            k += src[5 * i + 1] == 240
+        if o + (e - s - k) > out.size:  # only if the file changed between two passes
+            break
+        if k == 0:
+            _put_kernel(src, out[o:o + (e - s)], m)
+            o += e - s
             continue
-        b2 = np.int64(buf[j + 2])
-        out[o]["t"] = (((b2 & 0x7F) << 16) | (np.int64(buf[j + 3]) << 8)
-                       | np.int64(buf[j + 4])) + (m << 13)
-        out[o]["x"] = buf[j]
-        out[o]["y"] = y
-        out[o]["p"] = b2 >> 7
-        o += 1
+        run = 0
+        for i in range(e - s + 1):
+            if i == e - s or src[5 * i + 1] == 240:
+                if i > run:
+                    _put_kernel(src[5 * run:5 * i], out[o:o + (i - run)], m)
+                    o += i - run
+                if i < e - s:
+                    m += 1
+                run = i + 1
+    return o
 
 
 def _decode_window(workers, view, out, pos, markers) -> int:
-    """Decode one window into ``out[pos:]`` (chunks on ``workers``); return its marker count."""
+    """Decode one window into ``out[pos:]`` (chunks on ``workers``); return its marker count.
+
+    Chunk ``c`` starts at output ``pos + records before it - markers before it``: the markers of
+    every chunk but the last are counted first (no counting at all for a one-chunk window).
+    """
     b = workers.bounds(view.size // RECORD_SIZE, RECORD_SIZE)
-    counts = workers.map(lambda c: _count_markers_kernel(view, b[c], b[c + 1]), b.size - 1)
-    before = np.concatenate(([0], np.cumsum(counts)))
-    workers.map(lambda c: _decode_kernel(view, b[c], b[c + 1], out,
-                                         pos + b[c] - before[c], markers + before[c]), b.size - 1)
-    return int(before[-1])
+    parts = [view[RECORD_SIZE * b[c]:RECORD_SIZE * b[c + 1]] for c in range(b.size - 1)]
+    counts = workers.map(lambda c: _count_markers_kernel(parts[c]), len(parts) - 1)
+    before = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+    starts = pos + b[:-1] - before
+    written = workers.map(lambda c: _decode_kernel(parts[c], out[starts[c]:starts[c] + b[c + 1] - b[c]],
+                                                   markers + before[c]), len(parts))
+    return int(before[-1] + (b[-1] - b[-2]) - written[-1])
 
 
 def _check_path(path):
@@ -151,7 +182,7 @@ def inspect(path) -> FileInfo:
     n, rest = record_layout(path, 0, RECORD_SIZE, "N-MNIST", warn=False)
     markers = 0
     for _, view in iter_windows(path, 0, RECORD_SIZE, n):
-        markers += int(_count_markers_kernel(view, 0, view.size // RECORD_SIZE))
+        markers += int(_count_markers_kernel(view))
     return FileInfo(
         path=os.fspath(path), format=NAME, sensor_size=None, event_count=n - markers,
         metadata={"records": n, "overflow_markers": markers, "trailing_bytes": rest},

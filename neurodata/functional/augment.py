@@ -1,9 +1,18 @@
-"""Augmentations: random drops, jitter, noise, flips, crops, downsampling, time edits, slicing.
+"""Augmentations: random drops, jitter, noise, flips, crops, downsampling, time edits.
 
-Every function returns a new ``EVENT_DTYPE`` array (slices are views) and never modifies its input.
-Randomness comes only from the ``rng`` argument (see ``as_rng``). Transforms that reorder nothing
-keep the input order; ``time_jitter`` and ``uniform_noise`` sort by ``t`` (stable). Exact rules:
-``docs/transforms.md`` (section "Augmentations").
+Conventions shared by every function here (so each docstring states only its own rule):
+
+- ``events``: ``ndarray[EVENT_DTYPE]`` (or any structured array with ``t, x, y, p``), shape
+  ``(N,)``, ``t`` in µs. The input is never modified.
+- Returns a new ``EVENT_DTYPE`` array, shape ``(M,)``; empty input gives empty output.
+- ``sensor_size``: ``(W, H, P)``; where given, events outside it raise ``ValueError`` naming the
+  first offending index.
+- ``rng``: ``numpy.random.Generator``, int seed or ``None`` (``as_rng``); no global state is used.
+- Order: functions that reorder nothing keep the input order; ``time_jitter`` and
+  ``uniform_noise`` sort by ``t`` (stable); those that say "input must be sorted" raise
+  ``ValueError`` on unsorted ``t``.
+
+Exact rules and differences from tonic 1.7: ``docs/transforms.md``.
 """
 from __future__ import annotations
 
@@ -14,8 +23,8 @@ from fractions import Fraction
 import numpy as np
 from numba import njit
 
-from ..events import as_events, check_bounds, check_sensor_size, check_sorted
-from ._select import concat_events, copy_events, select_events
+from ..events import check_sensor_size
+from ._eventarray import checked_events, concat_events, copy_events, select_events
 
 __all__ = [
     "as_rng",
@@ -67,15 +76,6 @@ def _size2(size, name) -> tuple[int, int]:
     return int(vals[0]), int(vals[1])
 
 
-def _checked(events, sensor_size=None, *, ordered=False):
-    ev = as_events(events)
-    if sensor_size is not None:
-        check_bounds(ev, sensor_size)
-    if ordered:
-        check_sorted(ev)
-    return ev
-
-
 def _int_times(values: np.ndarray, name: str) -> np.ndarray:
     """Round float64 times half-to-even (``np.rint``) and convert to int64, refusing overflow."""
     r = np.rint(values)
@@ -92,7 +92,7 @@ def drop_event(events, p, *, rng=None) -> np.ndarray:
     Kept events stay in input order. (tonic 1.7's count rule, without its global RNG.)
     """
     rng = as_rng(rng)
-    ev = _checked(events)
+    ev = checked_events(events)
     p = _draw(p, "p", rng, 0.0, 1.0)
     n = ev.shape[0]
     n_drop = min(n, int(math.floor(p * n + 0.5)))
@@ -111,7 +111,7 @@ def drop_event_by_time(events, duration_ratio=0.2, *, rng=None) -> np.ndarray:
     time) is always dropped, since ``s = t0``.
     """
     rng = as_rng(rng)
-    ev = _checked(events, ordered=True)
+    ev = checked_events(events, ordered=True)
     r = _draw(duration_ratio, "duration_ratio", rng, 0.0, 1.0, hi_open=True)
     if ev.size == 0:
         return copy_events(ev)
@@ -131,7 +131,7 @@ def drop_event_by_area(events, sensor_size, area_ratio=0.2, *, rng=None) -> np.n
     """
     rng = as_rng(rng)
     W, H, _ = check_sensor_size(sensor_size)
-    ev = _checked(events, sensor_size)
+    ev = checked_events(events, sensor_size)
     r = _draw(area_ratio, "area_ratio", rng, 0.0, 1.0, hi_open=True)
     w, h = int(W * r), int(H * r)
     x0 = int(rng.integers(0, W - w))
@@ -148,7 +148,7 @@ def event_drop(events, sensor_size, *, rng=None) -> np.ndarray:
     ``p = k / 10``, ``k ~ integers[1, 10)`` (tonic 1.7's choices).
     """
     rng = as_rng(rng)
-    ev = _checked(events, sensor_size)
+    ev = checked_events(events, sensor_size)
     choice = int(rng.integers(0, 4))
     if choice == 1:
         return drop_event_by_time(ev, int(rng.integers(1, 10)) / 10.0, rng=rng)
@@ -171,7 +171,7 @@ def spatial_jitter(events, sensor_size, var_x=1.0, var_y=1.0, sigma_xy=0.0, *, p
     """
     rng = as_rng(rng)
     W, H, _ = check_sensor_size(sensor_size)
-    ev = _checked(events, sensor_size)
+    ev = checked_events(events, sensor_size)
     vx = _real(var_x, "var_x", 0.0, math.inf)
     vy = _real(var_y, "var_y", 0.0, math.inf)
     sxy = _real(sigma_xy, "sigma_xy", -math.inf, math.inf)
@@ -203,7 +203,7 @@ def time_jitter(events, std=1.0, *, drop_negative=False, rng=None) -> np.ndarray
     ``drop_negative=True`` removes events with ``t' < 0`` (tonic's ``clip_negative``).
     """
     rng = as_rng(rng)
-    ev = _checked(events)
+    ev = checked_events(events)
     s = _real(std, "std", 0.0, 1e15)
     t = ev["t"] + _int_times(rng.normal(0.0, s, ev.shape[0]), "time_jitter")
     out = copy_events(ev)
@@ -220,7 +220,7 @@ def time_skew(events, coefficient, offset=0.0, *, rng=None) -> np.ndarray:
     ``U[low, high)``. tonic truncates toward zero instead of rounding.
     """
     rng = as_rng(rng)
-    ev = _checked(events)
+    ev = checked_events(events)
     c = _draw(coefficient, "coefficient", rng, 0.0, math.inf)
     if c <= 0:
         raise ValueError(f"coefficient must be > 0 (use time_reversal to reverse time), got {coefficient!r}")
@@ -237,7 +237,7 @@ def time_reversal(events, *, flip_polarities=True) -> np.ndarray:
     input in reverse order (so it is sorted again). tonic uses ``max(t) - t``, which moves the
     span to start at 0.
     """
-    ev = _checked(events, ordered=True)
+    ev = checked_events(events, ordered=True)
     out = copy_events(ev[::-1])
     if out.size:
         out["t"] = (int(ev["t"][-1]) - out["t"]) + ev["t"][0]
@@ -255,7 +255,7 @@ def uniform_noise(events, sensor_size, n, *, rng=None) -> np.ndarray:
     """
     rng = as_rng(rng)
     W, H, P = check_sensor_size(sensor_size)
-    ev = _checked(events, sensor_size)
+    ev = checked_events(events, sensor_size)
     if isinstance(n, (tuple, list)) and len(n) == 2 and all(isinstance(v, numbers.Integral) for v in n) \
             and 0 <= n[0] <= n[1]:
         n = int(rng.integers(n[0], n[1], endpoint=True))
@@ -277,7 +277,7 @@ def uniform_noise(events, sensor_size, n, *, rng=None) -> np.ndarray:
 def flip_lr(events, sensor_size) -> np.ndarray:
     """Mirror left-right: ``x' = W - 1 - x`` (an involution; order kept)."""
     W = check_sensor_size(sensor_size)[0]
-    out = copy_events(_checked(events, sensor_size))
+    out = copy_events(checked_events(events, sensor_size))
     out["x"] = (W - 1) - out["x"]
     return out
 
@@ -285,7 +285,7 @@ def flip_lr(events, sensor_size) -> np.ndarray:
 def flip_ud(events, sensor_size) -> np.ndarray:
     """Mirror up-down: ``y' = H - 1 - y`` (an involution; order kept)."""
     H = check_sensor_size(sensor_size)[1]
-    out = copy_events(_checked(events, sensor_size))
+    out = copy_events(checked_events(events, sensor_size))
     out["y"] = (H - 1) - out["y"]
     return out
 
@@ -299,7 +299,7 @@ def flip_polarity(events, p=1.0, *, per_event=False, rng=None) -> np.ndarray:
     """
     rng = as_rng(rng)
     prob = _real(p, "p", 0.0, 1.0)
-    out = copy_events(_checked(events))
+    out = copy_events(checked_events(events))
     flip = rng.random(out.shape[0]) < prob if per_event else rng.random() < prob
     out["p"] = np.where(flip, out["p"] == 0, out["p"])
     return out
@@ -326,7 +326,7 @@ def center_crop(events, sensor_size, size) -> np.ndarray:
     (negative offset, every event kept). New sensor size ``(w, h, P)``; same as tonic 1.7."""
     W, H, _ = check_sensor_size(sensor_size)
     w, h = _size2(size, "size")
-    return _crop(_checked(events, sensor_size), (W - w) // 2, (H - h) // 2, w, h)
+    return _crop(checked_events(events, sensor_size), (W - w) // 2, (H - h) // 2, w, h)
 
 
 def random_crop(events, sensor_size, size, *, rng=None) -> np.ndarray:
@@ -338,7 +338,7 @@ def random_crop(events, sensor_size, size, *, rng=None) -> np.ndarray:
     w, h = _size2(size, "size")
     if w > W or h > H:
         raise ValueError(f"size {(w, h)} exceeds sensor_size {(W, H)}; use center_crop to pad")
-    ev = _checked(events, sensor_size)
+    ev = checked_events(events, sensor_size)
     x0 = int(rng.integers(0, W - w, endpoint=True))
     y0 = int(rng.integers(0, H - h, endpoint=True))
     return _crop(ev, x0, y0, w, h)
@@ -411,7 +411,7 @@ def downsample(events, sensor_size=None, *, spatial_factor=None, target_size=Non
     the first of events that map to the same ``(t', x', y', p)``. Input must be sorted. New
     sensor size: ``downsampled_sensor_size``. (tonic truncates ``t`` toward zero in float64.)
     """
-    ev = _checked(events, sensor_size, ordered=True)
+    ev = checked_events(events, sensor_size, ordered=True)
     fx, fy = _spatial_fractions(sensor_size, spatial_factor, target_size)
     ft = _fraction(time_factor, "time_factor")
     out = copy_events(ev)
@@ -435,14 +435,14 @@ def downsample(events, sensor_size=None, *, spatial_factor=None, target_size=Non
 
 def merge_polarities(events) -> np.ndarray:
     """Set every ``p`` to 0 (one polarity channel; new sensor size ``(W, H, 1)``)."""
-    out = copy_events(_checked(events))
+    out = copy_events(checked_events(events))
     out["p"] = 0
     return out
 
 
 def time_align(events) -> np.ndarray:
     """Shift time so the earliest event is at 0: ``t' = t - min(t)`` (order kept)."""
-    out = copy_events(_checked(events))
+    out = copy_events(checked_events(events))
     if out.size:
         out["t"] -= out["t"].min()
     return out

@@ -13,8 +13,7 @@ import numbers
 import numpy as np
 from numba import njit
 
-from ..events import as_events, check_bounds, check_sorted
-from ._select import copy_events
+from ._eventarray import checked_events, copy_events
 
 __all__ = [
     "denoise",
@@ -30,16 +29,6 @@ _NEVER = np.iinfo(np.int64).min  # "this pixel has not fired" in the kernels' me
 
 
 # ----------------------------------------------------------------------------- validation
-def _validated(events, sensor_size, *, ordered: bool) -> np.ndarray:
-    """``as_events`` + bounds (when ``sensor_size`` is given) + sortedness (when ``ordered``)."""
-    ev = as_events(events)
-    if sensor_size is not None:
-        check_bounds(ev, sensor_size)
-    if ordered:
-        check_sorted(ev)
-    return ev
-
-
 def _time_parameter(value, name: str, *, rounding) -> int:
     """A non-negative, finite time in µs, turned into the int that gives the same integer rule."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -73,13 +62,12 @@ def _gather_kernel(ev, keep):
     n_keep = 0
     for i in range(keep.shape[0]):
         n_keep += keep[i]
-    out = np.empty(n_keep, dtype=ev.dtype)
+    out = np.empty(n_keep + 1, dtype=ev.dtype)  # one spare slot for the branch-free copy
     j = 0
     for i in range(keep.shape[0]):
-        if keep[i]:
-            out[j] = ev[i]
-            j += 1
-    return out
+        out[j] = ev[i]
+        j += keep[i]
+    return out[:n_keep]
 
 
 @njit(cache=True)
@@ -169,7 +157,7 @@ def denoise(events, filter_time, sensor_size=None, *, tonic_compatible: bool = T
     ndarray[EVENT_DTYPE], shape (M,), M <= N: the kept events in their input order (a copy).
     Empty input gives an empty array. Raises ``ValueError`` for unsorted ``t``.
     """
-    ev = _validated(events, sensor_size, ordered=True)
+    ev = checked_events(events, sensor_size, ordered=True)
     ft = _time_parameter(filter_time, "filter_time", rounding=math.ceil)
     _check_time_range(ev)
     if ev.size == 0:
@@ -201,7 +189,7 @@ def refractory_period(events, refractory_period, sensor_size=None, *, tonic_comp
     ndarray[EVENT_DTYPE], shape (M,): the kept events in input order. Raises ``ValueError`` for
     unsorted ``t``.
     """
-    ev = _validated(events, sensor_size, ordered=True)
+    ev = checked_events(events, sensor_size, ordered=True)
     period = _time_parameter(refractory_period, "refractory_period", rounding=math.floor)
     _check_time_range(ev)
     if ev.size == 0:
@@ -229,7 +217,7 @@ def decimate(events, n: int, sensor_size=None) -> np.ndarray:
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an int >= 1 (keep every n-th event per pixel), got {n!r}")
-    ev = _validated(events, sensor_size, ordered=True)
+    ev = checked_events(events, sensor_size, ordered=True)
     if ev.size == 0:
         return copy_events(ev)
     return _gather_kernel(ev, _decimate_kernel(ev, *_grid(ev), int(n)))
@@ -255,7 +243,7 @@ def drop_pixels(events, coordinates, sensor_size=None) -> np.ndarray:
     coordinates : array-like of int, shape (K, 2), ``(x, y)`` pairs; pixels without events are ignored.
     sensor_size : (W, H, P), optional; when given, coordinates of events are checked against it.
     """
-    ev = _validated(events, sensor_size, ordered=False)
+    ev = checked_events(events, sensor_size)
     keys = _pixel_keys(coordinates)
     if ev.size == 0 or keys.size == 0:
         return copy_events(ev)
@@ -286,7 +274,7 @@ def identify_hot_pixels(events, hot_pixel_frequency, sensor_size=None) -> np.nda
     ndarray[int64], shape (K, 2): ``(x, y)`` of the hot pixels, sorted by ``x`` then ``y``;
     shape (0, 2) for empty input.
     """
-    ev = _validated(events, sensor_size, ordered=True)
+    ev = checked_events(events, sensor_size, ordered=True)
     if ev.size == 0:
         return np.empty((0, 2), np.int64)
     hot = _hot_mask(ev, hot_pixel_frequency)
@@ -296,7 +284,7 @@ def identify_hot_pixels(events, hot_pixel_frequency, sensor_size=None) -> np.nda
 def drop_hot_pixels(events, hot_pixel_frequency, sensor_size=None) -> np.ndarray:
     """Drop all events of the pixels that ``identify_hot_pixels`` reports (tonic's ``DropPixel``
     with ``hot_pixel_frequency``). Empty input gives empty output; ``t`` must be sorted."""
-    ev = _validated(events, sensor_size, ordered=True)
+    ev = checked_events(events, sensor_size, ordered=True)
     if ev.size == 0:
         return copy_events(ev)
     hot = _hot_mask(ev, hot_pixel_frequency)

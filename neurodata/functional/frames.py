@@ -30,7 +30,6 @@ __all__ = ["to_frame", "FRAME_DTYPES", "validate_events"]
 FRAME_DTYPES = tuple(np.dtype(d) for d in ("uint8", "int16", "uint16", "int32", "int64", "float32", "float64"))
 """Output dtypes accepted by :func:`to_frame`; integer outputs saturate at the dtype's maximum."""
 
-_MODES = ("n_time_bins", "n_event_bins", "time_window", "event_count", "frames_number", "duration")
 _SORTED_MODES = ("n_time_bins", "time_window", "frames_number:time", "duration")
 
 
@@ -40,13 +39,21 @@ def _first_violation_kernel(t, x, y, p, W, H, P, want_sorted):
     """First index outside ``(W, H, P)`` and first index where ``t`` decreases (-1 when none)."""
     bad = -1
     unsorted = -1
-    for i in range(t.shape[0]):
-        if bad < 0 and (x[i] >= W or y[i] >= H or (P > 1 and p[i] >= P)):
-            bad = i
-        if want_sorted and unsorted < 0 and i > 0 and t[i] < t[i - 1]:
-            unsorted = i
-        if bad >= 0 and (unsorted >= 0 or not want_sorted):
-            break
+    Wu, Hu = np.uint64(W), np.uint64(H)
+    pmax = np.uint64(P if P > 1 else 256)
+    prev = t[0] if t.shape[0] else 0
+    for i in range(np.uint64(t.shape[0])):  # unsigned: no negative-index wrap-around
+        if np.uint64(x[i]) >= Wu or np.uint64(y[i]) >= Hu or np.uint64(p[i]) >= pmax:
+            if bad < 0:
+                bad = np.int64(i)
+                if unsorted >= 0 or not want_sorted:
+                    break
+        ti = t[i]
+        if want_sorted and ti < prev and unsorted < 0:
+            unsorted = np.int64(i)
+            if bad >= 0:
+                break
+        prev = ti
     return bad, unsorted
 
 
@@ -422,17 +429,20 @@ def _tonic_event_count(N, event_count, mode):
 
 
 # ----------------------------------------------------------------------------------- public API
-def count_frames(ev, sizes, ranges: FrameRanges, num_threads=1) -> np.ndarray:
-    """Count the events of each range into int32 (int64 for >= 2**31 events) ``(F, P, H, W)``.
+def count_frames(ev, sizes, ranges: FrameRanges, num_threads=1, dtype=None) -> np.ndarray:
+    """Count the events of each range into ``(F, P, H, W)`` counts.
 
-    The kernel skips out-of-bounds events and checks the time intervals ``ranges.ta``/``tb`` when
-    given; either finding raises ``ValueError`` here (validate first when ranges do not tile).
+    The counts are accumulated directly in ``dtype`` when no cell can exceed what it represents
+    exactly (at most ``sum(hi - lo)`` events), else in int32 / int64; the caller casts with
+    :func:`cast_counts`. The kernel skips out-of-bounds events and checks the time intervals
+    ``ranges.ta``/``tb`` when given; either finding raises ``ValueError`` here (validate first when
+    the ranges do not tile).
     """
     W, H, P = sizes
     lo, hi = ranges.lo, ranges.hi
     F = lo.shape[0]
     work = int((hi - lo).sum())
-    acc = np.zeros(F * P * H * W, np.int64 if work >= 2**31 - 1 else np.int32)
+    acc = np.zeros(F * P * H * W, _accumulator(dtype, work))
     if ranges.ta is None:
         ta, tb = np.full(F, _I64_MIN, np.int64), np.full(F, _I64_MAX, np.int64)
     else:
@@ -457,6 +467,16 @@ def count_frames(ev, sizes, ranges: FrameRanges, num_threads=1) -> np.ndarray:
     if bad >= 0 or misplaced:  # pragma: no cover - the checks above always raise
         raise AssertionError("frames kernel reported a violation that the checks did not find")
     return acc.reshape(F, P, H, W)
+
+
+def _accumulator(dtype, work: int) -> np.dtype:
+    """The accumulator: ``dtype`` itself when it holds every count up to ``work`` exactly."""
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        exact = 2 ** (np.finfo(dt).nmant + 1) if dt.kind == "f" else np.iinfo(dt).max
+        if work <= exact:
+            return dt
+    return np.dtype(np.int64 if work >= 2**31 - 1 else np.int32)
 
 
 def _resolve_threads(num_threads, work) -> int:
@@ -514,11 +534,13 @@ def to_frame(events, sensor_size, *, time_window=None, event_count=None, n_time_
                       duration=duration, overlap=overlap, include_incomplete=include_incomplete,
                       start_time=start_time, end_time=end_time)
     dt = check_frame_dtype(dtype)
-    return cast_counts(frame_counts(events, sensor_size, mode, on_out_of_bounds, num_threads), dt)
+    return cast_counts(frame_counts(events, sensor_size, mode, on_out_of_bounds, num_threads, dt), dt)
 
 
-def frame_counts(events, sensor_size, mode: FrameMode, on_out_of_bounds="raise", num_threads=1):
-    """Integer counts ``(T, P, H, W)`` for a validated ``mode`` (see :func:`to_frame`)."""
+def frame_counts(events, sensor_size, mode: FrameMode, on_out_of_bounds="raise", num_threads=1,
+                 dtype=None):
+    """Counts ``(T, P, H, W)`` for a validated ``mode`` (see :func:`to_frame`): in ``dtype`` where
+    that is exact, else in int32/int64 (pass the result through :func:`cast_counts`)."""
     ev = as_events(events)
     sizes = check_sensor_size(sensor_size)
     _check_oob_policy(on_out_of_bounds)
@@ -527,4 +549,4 @@ def frame_counts(events, sensor_size, mode: FrameMode, on_out_of_bounds="raise",
     ranges = frame_ranges(ev, mode)
     if not ranges.tiles:  # some events may lie in no frame (or in several): check them all first
         ev, sizes = validate_events(ev, sizes, need_sorted=mode.needs_sorted)
-    return count_frames(ev, sizes, ranges, num_threads)
+    return count_frames(ev, sizes, ranges, num_threads, dtype)

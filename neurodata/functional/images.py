@@ -20,7 +20,7 @@ def to_event_count_image(events, sensor_size, *, dtype=np.float32, on_out_of_bou
     saturate, ``P == 1`` merges polarities, out-of-bounds events raise or are dropped.
     """
     dt = check_frame_dtype(dtype)
-    counts = frame_counts(events, sensor_size, frame_mode(n_event_bins=1), on_out_of_bounds, num_threads)
+    counts = frame_counts(events, sensor_size, frame_mode(n_event_bins=1), on_out_of_bounds, num_threads, dt)
     return cast_counts(counts[0], dt)
 
 

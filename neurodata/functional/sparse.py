@@ -13,6 +13,7 @@ _TORCH_DTYPES = {
     torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
     torch.float32: np.float32, torch.float64: np.float64,
 }
+_BY_NAME = {str(d).removeprefix("torch."): d for d in _TORCH_DTYPES}
 
 
 @njit(cache=True)
@@ -57,10 +58,12 @@ def to_sparse(events, sensor_size, *, dtype=torch.float32, on_out_of_bounds="rai
     ``mode`` takes the same keywords as ``to_frame`` (``n_time_bins=...``, ``time_window=...``,
     ...). Returns a coalesced ``torch.sparse_coo_tensor`` of shape ``(T, P, H, W)``: indices
     ``(4, nnz)`` int64 in lexicographic order, values the counts in ``dtype`` (uint8, int16, int32,
-    int64, float32 or float64; integers saturate). ``.to_dense()`` equals ``to_frame``'s output.
+    int64, float32 or float64, as torch dtypes or names; integers saturate). ``.to_dense()`` equals
+    ``to_frame``'s output.
     """
+    dtype = _BY_NAME.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if dtype not in _TORCH_DTYPES:
-        raise ValueError(f"dtype must be one of {list(_TORCH_DTYPES)}, got {dtype!r}")
+        raise ValueError(f"dtype must be one of {list(_BY_NAME)} (torch dtype or name), got {dtype!r}")
     np_dtype = check_frame_dtype(_TORCH_DTYPES[dtype])
     fm = frame_mode(**mode)
     ev, (W, H, P) = validate_events(events, sensor_size, need_sorted=fm.needs_sorted,
@@ -72,4 +75,5 @@ def to_sparse(events, sensor_size, *, dtype=torch.float32, on_out_of_bounds="rai
     indices = np.stack(np.unravel_index(keys, (ranges.lo.shape[0], P, H, W))).astype(np.int64)
     values = torch.from_numpy(counts.astype(np_dtype))
     return torch.sparse_coo_tensor(torch.from_numpy(indices), values,
-                                   size=(ranges.lo.shape[0], P, H, W), is_coalesced=True)
+                                   size=(ranges.lo.shape[0], P, H, W), is_coalesced=True,
+                                   check_invariants=False)

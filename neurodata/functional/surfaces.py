@@ -31,37 +31,41 @@ def _float_dtype(dtype):
 
 # ---------------------------------------------------------------------------------- time surface
 @njit(cache=True)
-def _time_surface_kernel(t, x, y, p, ends, offsets, rpow, inv_tau, t0, W, H, P, out):
+def _time_surface_kernel(t, x, y, p, ends, frac, r, table, inv_tau, W, H, P, out):
     """``out[i, c, y, x] = exp(-(T_i - L) / tau)``, ``L`` the pixel's latest ``t < ends[i]``.
 
-    ``offsets[i] = T_i - t0`` (float64) and ``rpow[m] = exp(-m * dt / tau)``: a pixel last hit in
-    window ``j`` holds ``base * rpow[i - j]`` in window ``i``, so only hit pixels need an ``exp``.
+    ``ends[i] = ceil(T_i)`` and ``frac[i] = exp(-(T_i - ends[i]) / tau)``; ``table[d]`` is
+    ``exp(-d / tau)`` for the integer gaps ``d = ends[i] - t`` of events inside window ``i`` (empty:
+    call ``exp``). Other pixels decay by ``r = exp(-dt / tau)`` per window: no ``exp`` there.
     """
     size = P * H * W
-    n = t.shape[0]
-    last = np.zeros(size, np.int64)
-    base = np.zeros(size, np.float64)
-    hit = np.zeros(size, np.int64)  # window of the latest hit (base is 0 for never-hit pixels)
-    mark = np.full(size, -1, np.int64)
-    dirty = np.empty(size, np.int64)
-    k = 0
+    cur = np.zeros(size, np.float64)
+    tlen = np.uint64(table.shape[0])
+    cs = np.uint64(H * W if P > 1 else 0)  # channel stride; 0 merges polarities
+    Wu = np.uint64(W)
+    n = np.uint64(t.shape[0])
+    k = np.uint64(0)  # unsigned indices spare numba's negative-index wrap-around
     for i in range(ends.shape[0]):
-        nd = 0
-        while k < n and t[k] < ends[i]:
-            c = np.int64(p[k]) if P > 1 else 0
-            pix = (c * H + np.int64(y[k])) * W + np.int64(x[k])
-            if mark[pix] != i:
-                mark[pix] = i
-                dirty[nd] = pix
-                nd += 1
-            last[pix] = t[k]
-            k += 1
-        for d in range(nd):
-            pix = dirty[d]
-            base[pix] = math.exp(-(float(t0 - last[pix]) + offsets[i]) * inv_tau)
-            hit[pix] = i
-        for pix in range(size):
-            out[i, pix] = base[pix] * rpow[i - hit[pix]]
+        row = out[i]
+        for pix in range(size):  # decay everything by one window, written straight to the output
+            v = cur[pix] * r
+            cur[pix] = v
+            row[pix] = v
+        end = ends[i]
+        f = frac[i]
+        while k < n and t[k] < end:  # pixels hit in this window: exact value from the gap table
+            pix = np.uint64(p[k]) * cs + np.uint64(y[k]) * Wu + np.uint64(x[k])
+            gap = np.uint64(end - t[k])
+            if gap < tlen:
+                v = table[gap] * f
+            else:
+                v = math.exp(-float(gap) * inv_tau) * f
+            cur[pix] = v
+            row[pix] = v
+            k += np.uint64(1)
+
+
+_TABLE_MAX = 1 << 22
 
 
 def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = False,
@@ -97,13 +101,15 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
     ratio = Fraction(int(ev["t"][-1]) - t0) / Fraction(dt)
     n = max(1, math.ceil(ratio) if include_incomplete else math.floor(ratio))
     steps = [Fraction(dt) * (i + 1) for i in range(n)]
-    # t < t0 + s  <=>  t - t0 < ceil(s) for integer t
-    ends = np.array([t0 + math.ceil(s) for s in steps], np.int64)
-    offsets = np.arange(1, n + 1, dtype=np.float64) * float(dt)
-    rpow = np.exp(-np.arange(n, dtype=np.float64) * (float(dt) / float(tau)))
+    # t < t0 + s  <=>  t < t0 + ceil(s) for integer t
+    ceils = [math.ceil(s_) for s_ in steps]
+    ends = np.array([t0 + c for c in ceils], np.int64)
+    frac = np.exp(np.array([float(c - s_) for c, s_ in zip(ceils, steps)]) / float(tau))
+    width = math.ceil(dt) + 2
+    table = np.exp(-np.arange(width if width <= _TABLE_MAX else 0) / float(tau))
     out = np.empty((n, P * H * W), out_dtype)
-    _time_surface_kernel(ev["t"], ev["x"], ev["y"], ev["p"], ends, offsets, rpow,
-                         1.0 / float(tau), t0, W, H, P, out)
+    _time_surface_kernel(ev["t"], ev["x"], ev["y"], ev["p"], ends, frac, math.exp(-float(dt) / float(tau)),
+                         table, 1.0 / float(tau), W, H, P, out)
     return out.reshape(n, P, H, W)
 
 

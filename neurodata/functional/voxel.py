@@ -21,18 +21,20 @@ def _voxel_kernel(t, x, y, p, B, W, H, out):
     t0 = t[0]
     span = float(t[n - 1] - t0)
     scale = float(B - 1)
-    plane = H * W
+    plane = np.uint64(H * W)
+    Wu = np.uint64(W)
+    last = np.uint64(B - 1)
     for i in range(n):
         ts = 0.0
         if span > 0.0:
             ts = (scale * float(t[i] - t0)) / span
-        left = min(np.int64(ts), B - 1)
-        frac = ts - left
+        left = min(np.uint64(ts), last)  # ts >= 0: truncation is floor
+        frac = ts - float(left)
         pol = 1.0 if p[i] > 0 else -1.0
-        pix = np.int64(y[i]) * W + np.int64(x[i])
+        pix = np.uint64(y[i]) * Wu + np.uint64(x[i])  # unsigned: no negative-index wrap-around
         out[left * plane + pix] += pol * (1.0 - frac)
-        if left + 1 < B:
-            out[(left + 1) * plane + pix] += pol * frac
+        if left < last:
+            out[(left + np.uint64(1)) * plane + pix] += pol * frac
 
 
 def to_voxel_grid(events, sensor_size, n_time_bins: int, *, dtype=np.float32,

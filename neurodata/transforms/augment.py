@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..events import as_events, check_bounds, check_sensor_size, check_sorted
+from ..events import check_sensor_size
 from ..functional import augment as A
-from ..functional._select import copy_events
+from ..functional._eventarray import checked_events, copy_events
 from .compose import EventTransform
 
 __all__ = [
@@ -23,12 +23,7 @@ __all__ = [
 
 def _unchanged(events, sensor_size=None, *, ordered=False):
     """The branch not taken: a validated copy, so errors never depend on the coin flip."""
-    ev = as_events(events)
-    if sensor_size is not None:
-        check_bounds(ev, sensor_size)
-    if ordered:
-        check_sorted(ev)
-    return copy_events(ev)
+    return copy_events(checked_events(events, sensor_size, ordered=ordered))
 
 
 def _chance(p, rng) -> bool:

@@ -1,17 +1,16 @@
 """Representation transforms: frozen dataclasses over ``neurodata.functional`` (see
-``docs/transforms.md``, "Representations"). Parameters are validated when the transform is built."""
+``docs/transforms.md``, "Representations"). Parameters are validated when the transform is built.
+Importing this module does not import torch (``ToSparseTensor`` does so when called)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..events import check_sensor_size
 from ..functional.frames import check_frame_dtype, frame_mode, to_frame
 from ..functional.images import to_binary_representation, to_event_count_image
-from ..functional.sparse import to_sparse
 from ..functional.surfaces import to_averaged_time_surface, to_time_surface
 from ..functional.voxel import to_voxel_grid
 
@@ -48,6 +47,7 @@ class ToFrame:
     """
 
     sensor_size: tuple
+    _: KW_ONLY
     time_window: Any = None
     event_count: Any = None
     n_time_bins: Any = None
@@ -175,6 +175,7 @@ class ToSparseTensor:
     """Events -> coalesced torch sparse COO frames ``(T, P, H, W)``; ``ToFrame``'s mode keywords."""
 
     sensor_size: tuple
+    _: KW_ONLY
     time_window: Any = None
     event_count: Any = None
     n_time_bins: Any = None
@@ -186,7 +187,7 @@ class ToSparseTensor:
     include_incomplete: bool = False
     start_time: Any = None
     end_time: Any = None
-    dtype: Any = torch.float32
+    dtype: Any = "float32"
     on_out_of_bounds: str = "raise"
 
     def __post_init__(self):
@@ -194,6 +195,8 @@ class ToSparseTensor:
         frame_mode(**{k: getattr(self, k) for k in _MODE_FIELDS})
 
     def __call__(self, events):
+        from ..functional.sparse import to_sparse  # torch is imported only when used
+
         return to_sparse(events, self.sensor_size, dtype=self.dtype,
                          on_out_of_bounds=self.on_out_of_bounds,
                          **{k: getattr(self, k) for k in _MODE_FIELDS})

@@ -65,9 +65,10 @@ def _surrogate_grad_kernel(h, out, v_th, sg_id, p0, p1):
     one = np.float32(1.0)
     n = h.size
     if sg_id == 0:  # Sigmoid
-        for i in range(n):
-            s = one / (one + _exp_f32(-p0 * (h[i] - v_th)))
-            out[i] = p0 * s * (one - s)
+        for i in range(n):  # p0 * s * (1 - s) without cancellation: p0 * e / (1 + e)^2
+            e = _exp_f32(-p0 * abs(h[i] - v_th))
+            d = one + e
+            out[i] = p0 * e / (d * d)
     elif sg_id == 1:  # ATan
         c = np.float32(math.pi / 2) * p0
         half = p0 / np.float32(2.0)

@@ -28,8 +28,8 @@ _NUM_WARPS = 4
 def _surrogate_grad(z, SG: tl.constexpr, p0, p1):
     """g'(z) of built-in surrogate ``SG`` (0 Sigmoid ... 8 PiecewiseLeakyReLU), float32."""
     if SG == 0:  # Sigmoid
-        s = tl.sigmoid(p0 * z)
-        g = p0 * s * (1.0 - s)
+        e = tl.exp(-p0 * tl.abs(z))  # p0 * s * (1 - s) = p0 * e / (1 + e)^2, no cancellation
+        g = p0 * e / ((1.0 + e) * (1.0 + e))
     elif SG == 1:  # ATan
         u = (1.5707963267948966 * p0) * z
         g = (p0 / 2.0) / (1.0 + u * u)

@@ -7,6 +7,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -14,12 +15,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neurodata.cache import (SCHEMA_VERSION, EventsStore, EventsWriter, FramesStore, cache_root, check_cache,
                              content_key, frames_key, get_or_build, write_events_cache, write_frames_cache)
 from neurodata.errors import CacheError
 from neurodata.events import EVENT_DTYPE
-from tests.helpers import random_events
+from tests.helpers import event_arrays, random_events
 
 SENSOR = (34, 34, 2)
 CLASSES = [str(d) for d in range(10)]
@@ -80,11 +83,29 @@ def test_readable_with_h5py_alone_as_documented(tmp_path):
             a, b = off[i], off[i + 1]
             t = np.cumsum(f["events/dt"][a:b].astype(np.int64))
             assert np.array_equal(t, ev["t"])
-            assert np.array_equal(f["events/x"][a:b], ev["x"]) and np.array_equal(f["events/p"][a:b], ev["p"])
+            assert f.attrs["xyp_bits"] == 8
+            xyp = f["events/xyp"][a:b]
+            assert np.array_equal(xyp & 0xFF, ev["x"]) and np.array_equal((xyp >> 8) & 0xFF, ev["y"])
+            assert np.array_equal(xyp >> 16, ev["p"])
             assert f["labels"][i] == label
             assert f["meta/source"][i].decode() == meta["source"] and f["meta/t_offset"][i] == meta["t_offset"]
         assert list(f.attrs["sensor_size"]) == list(SENSOR)
         assert [c.decode() if isinstance(c, bytes) else c for c in f.attrs["class_names"]] == CLASSES
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(event_arrays(max_x=33, max_y=33, max_n=50),
+                          event_arrays(max_x=33, max_y=33, max_n=50, sorted_t=False, min_t=-2**62, max_t=2**62)),
+                max_size=6),
+       st.sampled_from([1, 3, 64]))
+def test_round_trip_property(samples, chunk):
+    with tempfile.TemporaryDirectory() as d:
+        rows = [(ev, i, {"source": str(i), "t_offset": -i}) for i, ev in enumerate(samples)]
+        write_events_cache(Path(d) / "c.h5", rows, key="k", sensor_size=SENSOR, chunk_events=chunk, threads=2)
+        store = EventsStore(Path(d) / "c.h5", "k")
+        assert_same(store, rows)
+        assert list(store.meta("t_offset")) == [-i for i in range(len(rows))]
+        store.close()
 
 
 def test_wide_values(tmp_path):
@@ -99,7 +120,10 @@ def test_wide_values(tmp_path):
     assert_same(store, samples)
     assert list(store.meta("score")) == [0.5, 1.5]
     with h5py.File(tmp_path / "c.h5") as f:
-        assert f["events/dt"].dtype == np.int64 and f["events/x"].dtype == np.uint16
+        assert f["events/dt"].dtype == np.int64 and f["events/xyp"].dtype == np.uint64
+        assert f.attrs["xyp_bits"] == 16
+        xyp = f["events/xyp"][:3]
+        assert list(xyp & 0xFFFF) == [0, 300, 639] and list((xyp >> 16) & 0xFFFF) == [479, 0, 1]
 
 
 def test_writer_validates(tmp_path):
@@ -240,6 +264,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_during_build_never_serves_partial_data(tmp_path):
     root = str(Path(__file__).resolve().parents[2])
     script = tmp_path / "build.py"
@@ -347,6 +372,7 @@ def identity(x):
     return x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_pickle_and_dataloader_workers(tmp_path, context):
     torch = pytest.importorskip("torch")

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
-import os
-import warnings
 
 import pytest
 
@@ -149,6 +147,7 @@ def test_wrong_checksum_rejected(http_server, tmp_path):
     assert "train.zip" in msg and md5(data) in msg and md5(bytes(b ^ 255 for b in data)) in msg
     assert "--mirror" in msg and "--from" in msg and "--no-verify" in msg
     assert exc.value.expected == f"md5:{md5(data)}"
+    assert len(http_server.requests_for("d/train.zip")) == 1  # a fresh download is not repeated
     assert list(tmp_path.iterdir()) == []  # nothing under the final name, no part, no lock
 
 
@@ -298,3 +297,23 @@ def test_two_processes_fetch_the_same_file(http_server, tmp_path):
     assert (tmp_path / "a.bin").read_bytes() == data
     assert len([r for r in http_server.log if r.method == "GET"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_quiet_when_stderr_is_not_a_terminal(http_server, tmp_path, capsys):
+    data = payload(3 << 20)
+    url = http_server.add("a.bin", data)
+    fetch_resource(url, tmp_path / "a.bin", md5=md5(data), backoff=0.01, timeout=5)  # progress=None: auto
+    assert capsys.readouterr().err == ""
+
+
+def test_file_lock_excludes_and_cleans_up(tmp_path):
+    from neurodata._filelock import FileLock
+
+    path = tmp_path / "x.lock"
+    with FileLock(path) as held:
+        assert held.locked and path.exists()
+        with pytest.raises(TimeoutError, match="x.lock"):
+            FileLock(path, timeout=0.2).acquire()
+    assert not path.exists()
+    with FileLock(path):  # free again
+        pass

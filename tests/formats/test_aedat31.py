@@ -205,6 +205,16 @@ def test_sources(tmp_path):
         aedat31.read(path, source=3)
 
 
+def test_decode_from_memory(tmp_path):
+    ev = random_events(3000, duration_us=2**32, seed=8)
+    path = tmp_path / "mem.aedat"
+    aedat31.write(path, ev, packet_events=256)
+    np.testing.assert_array_equal(neurodata.formats.read_bytes(path.read_bytes(), "aedat31"), ev)
+    with pytest.raises(FormatError) as e:
+        aedat31.decode(path.read_bytes()[:-5])
+    assert e.value.path is None and "<buffer>" in str(e.value)
+
+
 def test_parallel_path_matches_single_thread(tmp_path):
     ev = random_events(1_300_000, duration_us=2**33, seed=3)
     ev["x"] = np.arange(ev.size) % 0x8000
@@ -335,6 +345,8 @@ def test_gesture_labels_sample(samples_dir):
     assert labels[0].tolist() == (1, 53036986, 59508469)
     assert labels[-1].tolist() == (11, 171367247, 177991967)
     assert (labels["start_us"] < labels["end_us"]).all()
+    raw = (samples_dir / "dvsgesture" / "user01_natural_labels.csv").read_bytes()
+    np.testing.assert_array_equal(read_gesture_labels(raw), labels)  # archive members arrive as bytes
 
 
 def test_gesture_labels_variants_and_errors(tmp_path):

@@ -58,7 +58,7 @@ def reference_packets(path):
     f = _field(ioh, tab, 1)
     fdp = struct.unpack_from("<q", ioh, f)[0] if f else -1
     s, ln = _vector(ioh, tab, 2)
-    root = ET.fromstring(ioh[s:s + ln].decode())
+    root = ET.fromstring(ioh[s:s + ln].decode("utf-8", "replace"))
     streams = {}
     for node in root.iter("node"):
         for a in node.findall("attr"):
@@ -238,6 +238,20 @@ def test_imu_and_trigger_round_trip(tmp_path, n_imu, n_trig, seed):
     np.testing.assert_array_equal(got.triggers, trig)
 
 
+def test_decode_from_memory(tmp_path, samples_dir):
+    data = (samples_dir / SAMPLE).read_bytes()
+    np.testing.assert_array_equal(neurodata.formats.read_bytes(data, "aedat4"), aedat4.read(samples_dir / SAMPLE))
+    got = aedat4.decode(data, imu=True)
+    assert got.imu.size == aedat4.read(samples_dir / SAMPLE, imu=True).imu.size
+    with pytest.raises(FormatError) as e:
+        aedat4.decode(data[:-5000])
+    assert e.value.path is None and "<buffer>" in str(e.value)
+    ev = random_events(300_000, sensor_size=(640, 480, 2), seed=9)
+    path = tmp_path / "m.aedat4"
+    aedat4.write(path, ev, (640, 480, 2), compression="none")  # > 4 MiB: threaded path
+    np.testing.assert_array_equal(aedat4.decode(bytearray(path.read_bytes()), threads=2), ev)
+
+
 def test_parallel_path_and_iter_events(tmp_path):
     ev = random_events(400_000, sensor_size=(640, 480, 2), seed=4)
     path = tmp_path / "big.aedat4"
@@ -344,6 +358,10 @@ def test_bad_packets(tmp_path):
     bad(p, offs[0] + 8, "corrupt Zstd")
     offs = make_file(p, [(0, b"garbage!")], compression=3, raw_payloads=True)
     bad(p, offs[0] + 8, "corrupt Zstd")
+    lying = bytearray(lz4.frame.compress(good))  # header claims 2**50 bytes of content
+    lying[6:14] = (2**50).to_bytes(8, "little")
+    offs = make_file(p, [(0, bytes(lying))], raw_payloads=True)
+    bad(p, offs[0] + 8, "corrupt LZ4.*declares")
 
 
 @pytest.mark.parametrize("mutate, match", [

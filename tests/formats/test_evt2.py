@@ -161,7 +161,7 @@ def word_streams(draw):
 @given(word_streams(), st.integers(1, 9))
 def test_fast_path_equals_reference_structured(words, n_chunks):
     ref_ev, ref_tr = reference_decode(words)
-    ev, tr = evt2._decode(words, np.zeros(3, np.int64), True, n_chunks=n_chunks)
+    ev, tr = evt2._decode(words, np.zeros(3, np.int64), True, n_chunks=n_chunks, threads=min(n_chunks, 3))
     assert np.array_equal(ev, ref_ev)
     assert np.array_equal(tr, ref_tr)
 
@@ -319,10 +319,10 @@ def test_data_looking_like_a_header_line(tmp_path):
 
 
 # ---------------------------------------------------------------- streaming
-def _stream_file(tmp_path):
+def _stream_file(tmp_path, n=5000):
     rng = np.random.default_rng(11)
-    words = rng.integers(0, 1 << 32, 5000, dtype=np.uint64).astype(np.uint32)
-    kinds = rng.choice([0, 1, 8, 0xA, 0xE], 5000, p=[0.4, 0.4, 0.1, 0.05, 0.05]).astype(np.uint32)
+    words = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    kinds = rng.choice([0, 1, 8, 0xA, 0xE], n, p=[0.4, 0.4, 0.1, 0.05, 0.05]).astype(np.uint32)
     words = (words & 0x0FFFFFFF) | (kinds << 28)
     words[:300] &= 0x1FFFFFFF  # several blocks before the first TIME_HIGH
     wraps = np.flatnonzero(kinds == 8)[::7]
@@ -333,7 +333,7 @@ def _stream_file(tmp_path):
 
 @pytest.mark.parametrize("block_bytes", [1, 4, 12, 64, 1000, 1 << 20])
 def test_iter_blocks_carries_state(tmp_path, block_bytes):
-    path, words = _stream_file(tmp_path)
+    path, words = _stream_file(tmp_path, 5000 if block_bytes > 16 else 500)
     ref, _ = reference_decode(words)
     blocks = list(evt2.iter_blocks(path, block_bytes))
     got = np.concatenate(blocks) if blocks else np.empty(0, EVENT_DTYPE)

@@ -153,3 +153,24 @@ def test_plots_without_matplotlib_name_the_viz_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImportError, match=r"neurodata\[viz\]"):
         plot_raster(torch.zeros(3, 2))
+
+
+def test_monitor_on_snncore_if_neurons_in_both_modes():
+    from snncore.neuron import IFNode
+
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.Linear(4, 6), IFNode(), layer.Linear(6, 3), IFNode(v_reset=None))
+    x = torch.rand(7, 2, 4) * 1.5
+    with Monitor(net, types=IFNode, record=("spikes", "v", "rate")) as mon_s:
+        out_s = torch.stack([net(x[t]) for t in range(7)])
+    reset_net(net)
+    set_step_mode(net, "m")
+    with Monitor(net, types=IFNode, record=("spikes", "v", "rate")) as mon_m:
+        out_m = net(x)
+    assert torch.equal(out_m, out_s)
+    assert not net[1].store_v_seq
+    for name in ("1", "3"):
+        assert torch.equal(mon_m.spikes(name), mon_s.spikes(name))
+        assert torch.allclose(mon_m.v(name), mon_s.v(name), atol=1e-6)
+        assert torch.allclose(mon_m.firing_rate(name), mon_s.firing_rate(name))
+    assert torch.equal(mon_s.spikes("3"), out_s)

@@ -97,9 +97,11 @@ def test_slice_by_time_reference(ev, window, overlap, incomplete):
         assert out == []
         return
     t0, t1, stride = int(ev["t"][0]), int(ev["t"][-1]), window - overlap
-    k = 0  # windows counted one by one: complete ones end at or before t1; with include_incomplete
+    # count windows one by one: without include_incomplete, those ending at or before t1; with it,
+    # also the next ones as long as the previous window ended before t1
+    k = 0
     while (t0 + k * stride + window <= t1) if not incomplete else (t0 + k * stride + window - stride < t1):
-        k += 1  # also every window that starts after the previous one's end < t1
+        k += 1
     assert len(out) == max(k, 1)
     starts = [t0 + i * stride for i in range(len(out))]
     for s, sl in zip(starts, out):
@@ -131,3 +133,34 @@ def test_slicer_edges():
         S.slice_by_time(ev[::-1], 10)
     with pytest.raises(ValueError, match="time_window"):
         S.slice_by_time(ev, 0)
+
+
+WRAPPERS = [
+    (T.DropEvent(p=(0.1, 0.4)), lambda e, g: A.drop_event(e, (0.1, 0.4), rng=g)),
+    (T.DropEventByTime(duration_ratio=0.3), lambda e, g: A.drop_event_by_time(e, 0.3, rng=g)),
+    (T.DropEventByArea(sensor_size=SENSOR, area_ratio=0.4), lambda e, g: A.drop_event_by_area(e, SENSOR, 0.4, rng=g)),
+    (T.EventDrop(sensor_size=SENSOR), lambda e, g: A.event_drop(e, SENSOR, rng=g)),
+    (T.SpatialJitter(sensor_size=SENSOR, var_x=2, var_y=3, sigma_xy=1, policy="clip"),
+     lambda e, g: A.spatial_jitter(e, SENSOR, 2, 3, 1, policy="clip", rng=g)),
+    (T.TimeJitter(std=20, drop_negative=True), lambda e, g: A.time_jitter(e, 20, drop_negative=True, rng=g)),
+    (T.TimeSkew(coefficient=(0.9, 1.1), offset=(0, 10)), lambda e, g: A.time_skew(e, (0.9, 1.1), (0, 10), rng=g)),
+    (T.UniformNoise(sensor_size=SENSOR, n=(1, 9)), lambda e, g: A.uniform_noise(e, SENSOR, (1, 9), rng=g)),
+    (T.RandomFlipPolarity(p=0.4, per_event=True), lambda e, g: A.flip_polarity(e, 0.4, per_event=True, rng=g)),
+    (T.RandomCrop(sensor_size=SENSOR, target_size=(10, 9)), lambda e, g: A.random_crop(e, SENSOR, (10, 9), rng=g)),
+    (T.CenterCrop(sensor_size=SENSOR, size=11), lambda e, g: A.center_crop(e, SENSOR, 11)),
+    (T.Downsample(sensor_size=SENSOR, target_size=(8, 6), time_factor=0.5, deduplicate=True),
+     lambda e, g: A.downsample(e, SENSOR, target_size=(8, 6), time_factor=0.5, deduplicate=True)),
+    (T.MergePolarities(), lambda e, g: A.merge_polarities(e)),
+    (T.TimeAlignment(), lambda e, g: A.time_align(e)),
+    (T.Denoise(filter_time=300, tonic_compatible=False), lambda e, g: F.denoise(e, 300, tonic_compatible=False)),
+    (T.RefractoryPeriod(delta=250), lambda e, g: F.refractory_period(e, 250)),
+    (T.Decimation(n=2), lambda e, g: F.decimate(e, 2)),
+]
+
+
+@pytest.mark.parametrize("t,fn", WRAPPERS, ids=[type(w[0]).__name__ for w in WRAPPERS])
+def test_transforms_equal_their_functions(t, fn):
+    ev = random_events(3000, SENSOR, 10**5, seed=12)
+    for s in range(3):
+        assert np.array_equal(t(ev, rng=s), fn(ev, np.random.default_rng(s)))
+    assert np.array_equal(t(ev, rng=4), t(ev, rng=4))

@@ -211,3 +211,21 @@ def test_input_not_modified_and_other_structured_dtypes():
     for f in "txyp":
         other[f] = ev[f]
     same(F.denoise(other, 100), F.denoise(ev, 100))
+
+
+def test_strided_and_readonly_inputs():
+    ev = random_events(4000, (32, 32, 2), 10**5, seed=9)
+    strided = ev[::3]
+    ro = np.frombuffer(ev.tobytes(), dtype=EVENT_DTYPE)
+    assert not ro.flags.writeable
+    for fn in (lambda e: F.denoise(e, 800), lambda e: F.refractory_period(e, 300), lambda e: F.decimate(e, 3),
+               lambda e: F.drop_hot_pixels(e, 5000), lambda e: F.drop_pixels(e, [(1, 1), (5, 7)])):
+        same(fn(strided), fn(strided.copy()))
+        same(fn(ro), fn(ev))
+
+
+def test_huge_parameters():
+    ev = random_events(2000, (16, 16, 2), 10**6, seed=4)
+    assert len(F.decimate(ev, 10**15)) == 0
+    assert len(F.refractory_period(ev, 2**61, tonic_compatible=False)) == len(np.unique(ev[["x", "y"]]))
+    assert len(F.denoise(ev, 2**61, tonic_compatible=False)) == len(ref_denoise(ev, 2**61, False))

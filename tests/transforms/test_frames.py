@@ -282,3 +282,5 @@ def test_transform_is_frozen_and_equals_function():
         tr.n_time_bins = 5
     np.testing.assert_array_equal(tr(ev), to_frame(ev, SENSOR, n_time_bins=4, dtype=np.uint8))
     assert "n_time_bins=4" in repr(tr)
+    with pytest.raises(TypeError):
+        ToFrame(SENSOR, 4)  # mode parameters are keyword-only

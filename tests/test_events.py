@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from neurodata.events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, check_sorted, make_events
+from neurodata.formats import _rechunk_by_count, _rechunk_by_time
+from tests.helpers import event_arrays
+
+
+def test_dtype_is_packed_and_named_like_tonic():
+    assert EVENT_DTYPE.names == ("t", "x", "y", "p") and EVENT_DTYPE.itemsize == 13
+    assert EVENT_DTYPE["t"] == np.dtype("<i8") and EVENT_DTYPE["x"] == np.dtype("<u2")
+
+
+def test_as_events_converts_foreign_structured_arrays():
+    foreign = np.zeros(3, dtype=[("x", "i4"), ("y", "i4"), ("t", "f8"), ("p", "i1"), ("extra", "f4")])
+    foreign["t"], foreign["x"], foreign["y"], foreign["p"] = [1, 2, 3], [4, 5, 6], [7, 8, 9], [-1, 1, 0]
+    ev = as_events(foreign)
+    assert ev.dtype == EVENT_DTYPE and ev["t"].tolist() == [1, 2, 3] and ev["p"].tolist() == [0, 1, 0]
+    same = make_events([1], [2], [3], [1])
+    assert as_events(same) is same
+
+
+@pytest.mark.parametrize("bad, err", [
+    (np.zeros(3), TypeError),
+    (np.zeros(3, dtype=[("t", "i8"), ("x", "u2")]), TypeError),
+    (np.zeros((2, 2), EVENT_DTYPE), ValueError),
+])
+def test_as_events_rejects(bad, err):
+    with pytest.raises(err):
+        as_events(bad)
+
+
+def test_as_events_value_checks():
+    a = np.zeros(2, dtype=[("t", "f8"), ("x", "i4"), ("y", "i4"), ("p", "i4")])
+    a["t"] = [0.5, 1]
+    with pytest.raises(ValueError, match="non-integer"):
+        as_events(a)
+    a["t"], a["x"] = [0, 1], [0, 70000]
+    with pytest.raises(ValueError, match="do not fit"):
+        as_events(a)
+
+
+def test_bounds_and_sorted_name_the_first_offender():
+    ev = make_events([0, 5, 3], [1, 9, 1], [1, 1, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match=r"events\[1\]"):
+        check_bounds(ev, (8, 8, 2))
+    check_bounds(ev, (10, 8, 2))
+    with pytest.raises(ValueError, match=r"t\[2\] = 3 < t\[1\] = 5"):
+        check_sorted(ev)
+    with pytest.raises(ValueError):
+        check_sensor_size((0, 3, 2))
+    with pytest.raises(TypeError):
+        check_sensor_size(5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_arrays(max_n=200, max_t=5000))
+def test_rechunking_concatenates_to_the_input(ev):
+    blocks = [ev[i:i + 37] for i in range(0, ev.size, 37)] or [ev]
+    for n in (1, 5, 64):
+        chunks = list(_rechunk_by_count(iter(blocks), n))
+        assert all(c.size == n for c in chunks[:-1])
+        assert np.array_equal(np.concatenate(chunks) if chunks else ev[:0], ev)
+    for us in (1, 100, 10**6):
+        chunks = list(_rechunk_by_time(iter(blocks), us))
+        assert np.array_equal(np.concatenate(chunks) if chunks else ev[:0], ev)
+        if ev.size:
+            t0 = ev["t"][0]
+            for c in chunks:   # one window per chunk, and consecutive chunks in different windows
+                w = (c["t"] - t0) // us
+                assert c.size and (w == w[0]).all()
+            wins = [(c["t"][0] - t0) // us for c in chunks]
+            assert all(a != b for a, b in zip(wins, wins[1:]))
