@@ -27,6 +27,7 @@ from numba import njit
 
 from ._filelock import FileLock
 from ._h5chunks import ChunkAppender, default_threads
+from ._timeindex import check_time_index, chunk_times, sample_span, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
@@ -121,6 +122,20 @@ def _check_open_file(f, kind: str, key) -> str | None:
         return "events columns are not 1-D or xyp_bits is not 8 or 16"
     if int(f["offsets"][-1]) != rows:
         return "offsets do not end at num_rows"
+    if kind == "events":
+        return check_time_index(f, n, rows) or _check_annotations(f, n)
+    return None
+
+
+def _check_annotations(f, n: int) -> str | None:
+    if "annotations" not in f:
+        return None
+    try:
+        offsets, values = f["annotations/offsets"], f["annotations/values"]
+        if offsets.shape != (n + 1,) or values.ndim != 1 or int(offsets[-1]) != values.shape[0]:
+            return "annotations/offsets disagree with num_samples or annotations/values"
+    except KeyError as e:
+        return f"annotations group is incomplete ({e})"
     return None
 
 
@@ -298,13 +313,25 @@ class EventsWriter(_Writer):
         self._dataset("events/xyp", (), "<u4" if self.xyp_bits == 8 else "<u8", self.chunk_events)
         self._buf: list[np.ndarray] = []
         self._buffered = 0
+        self._flushed = 0
+        self._chunk_t: list[np.ndarray] = []
+        self._spans: list[tuple[int, int, bool]] = []
+        self._annotations: list[np.ndarray] | None = None
 
-    def append(self, events, label: int, source: str = "", t_offset: int = 0, **meta) -> None:
+    def append(self, events, label: int, source: str = "", t_offset: int = 0, annotations=None,
+               **meta) -> None:
         """Add one sample: ``events`` (``EVENT_DTYPE``-compatible, t in µs from the sample's origin),
-        its integer ``label``, the archive member it came from and the µs offset removed from t."""
+        its integer ``label``, the archive member it came from and the µs offset removed from t.
+
+        ``annotations`` (optional, all samples or none): a 1-D structured array of per-sample
+        records with an integer field ``t`` (µs, the sample's timebase), e.g. detection boxes;
+        every sample's array must have the first sample's dtype (an empty array is fine).
+        """
         ev = as_events(events)
         check_bounds(ev, self.sensor_size, name=f"sample {len(self.labels)}")
+        self._add_annotations(annotations)
         self._add_meta(label, source, t_offset, meta)
+        self._spans.append(sample_span(ev["t"]))
         self._buf.append(ev)
         self._buffered += ev.shape[0]
         self.rows += ev.shape[0]
@@ -325,6 +352,40 @@ class EventsWriter(_Writer):
             self._widen_dt()
         self.appenders["events/dt"].append(dt)
         self.appenders["events/xyp"].append(pack_xyp(ev, self.xyp_bits))
+        self._chunk_t.append(chunk_times(ev["t"], self._flushed, self.chunk_events))
+        self._flushed += ev.shape[0]
+
+    def _add_annotations(self, annotations) -> None:
+        i = len(self.labels)
+        if i == 0 and annotations is not None:
+            self._annotations = []
+        if (annotations is None) != (self._annotations is None):
+            raise ValueError(f"sample {i}: annotations must be given for every sample or for none")
+        if annotations is None:
+            return
+        a = np.asarray(annotations)
+        if a.ndim != 1 or a.dtype.names is None or "t" not in a.dtype.names or a.dtype["t"].kind not in "iu":
+            raise ValueError(f"sample {i}: annotations must be a 1-D structured array with an integer "
+                             f"field 't', got dtype {a.dtype} and shape {a.shape}")
+        if self._annotations and a.dtype != self._annotations[0].dtype:
+            raise ValueError(f"sample {i}: annotations dtype {a.dtype} differs from the first sample's "
+                             f"{self._annotations[0].dtype}")
+        self._annotations.append(a)
+
+    def _write_time_index(self) -> None:
+        g = self.f.create_group("time_index")
+        g.attrs["rows_per_entry"] = self.chunk_events
+        spans = np.asarray(self._spans, dtype=np.int64).reshape(-1, 3)
+        chunk_t = np.concatenate(self._chunk_t) if self._chunk_t else np.zeros(0, np.int64)
+        g.create_dataset("chunk_t", data=chunk_t.astype(np.int64))
+        g.create_dataset("t_min", data=spans[:, 0])
+        g.create_dataset("t_max", data=spans[:, 1])
+        g.create_dataset("sorted", data=spans[:, 2].astype(np.uint8))
+        if self._annotations is not None:
+            counts = [a.shape[0] for a in self._annotations]
+            values = np.concatenate(self._annotations)
+            self.f.create_dataset("annotations/values", data=values)
+            self.f.create_dataset("annotations/offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
     def _widen_dt(self) -> None:
         """Switch ``events/dt`` to int64 (a delta beyond ±2**31 µs), keeping what was written."""
@@ -337,6 +398,7 @@ class EventsWriter(_Writer):
 
     def close(self) -> None:
         self._flush()
+        self._write_time_index()
         super().close()
 
 
@@ -449,25 +511,99 @@ class EventsStore(_Store):
     def __init__(self, path, key: str | None = None):
         super().__init__(path, key)
         self.sensor_size = tuple(int(v) for v in self.attrs["sensor_size"])
+        self.t_min = self.t_max = self.t_sorted = None
+        self._chunk_t = None
+        with _open(self.path) as f:
+            if "time_index" in f:
+                g = f["time_index"]
+                self._rows_per_entry = int(g.attrs["rows_per_entry"])
+                self.t_min, self.t_max = g["t_min"][:], g["t_max"][:]
+                self.t_sorted = g["sorted"][:].astype(bool)
+            self.has_annotations = "annotations" in f
+            self._ann_offsets = f["annotations/offsets"][:] if self.has_annotations else None
+
+    @property
+    def has_time_index(self) -> bool:
+        """True when the file has a ``time_index`` (files written by neurodata before it lack one)."""
+        return self.t_min is not None
 
     def _bind(self, f) -> None:
         self._ds = (f["events/dt"], f["events/xyp"])
         self._xyp_word = np.dtype("u1" if int(self.attrs["xyp_bits"]) == 8 else "<u2")
 
-    def __getitem__(self, i):
-        i = self._index(i)
-        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+    def _rows(self, i, a: int, b: int, t_first=None) -> np.ndarray:
+        """Decode rows ``[a, b)`` of sample ``i``; ``t_first`` is the absolute t of row ``a``
+        (None: row ``a`` starts the sample, its delta counts from 0)."""
         out = np.empty(b - a, EVENT_DTYPE)
         if b > a:
             self._file()
             dt, xyp = self._ds
             try:
                 words = xyp[a:b].view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
-                _assemble_kernel(dt[a:b], words, out["t"], out["x"], out["y"], out["p"])
+                deltas = dt[a:b]
+                if t_first is not None:
+                    deltas = deltas.astype(np.int64)
+                    deltas[0] = t_first
+                _assemble_kernel(deltas, words, out["t"], out["x"], out["y"], out["p"])
             except OSError as e:
                 raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
                                  "delete it (`neurodata cache rm`) to rebuild") from None
-        return out, int(self.labels[i])
+        return out
+
+    def __getitem__(self, i):
+        i = self._index(i)
+        return self._rows(i, int(self.offsets[i]), int(self.offsets[i + 1])), int(self.labels[i])
+
+    def window_rows(self, i, t_start: int, t_stop: int) -> tuple[int, int]:
+        """The rows ``[lo, hi)`` that ``read_window(i, t_start, t_stop)`` decodes (see
+        ``neurodata._timeindex``): all of sample ``i`` without a time index or when it is unsorted."""
+        i = self._index(i)
+        return self._window_plan(i, int(t_start), int(t_stop))[:2]
+
+    def _window_plan(self, i: int, t_start: int, t_stop: int):
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        if not self.has_time_index or not self.t_sorted[i]:
+            return a, b, None, False
+        if t_stop <= t_start or b == a or t_start > self.t_max[i] or t_stop <= self.t_min[i]:
+            return a, a, None, True
+        if self._chunk_t is None:
+            with _open(self.path) as f:
+                self._chunk_t = f["time_index/chunk_t"][:]
+        lo, hi, base = window_rows(a, b, self._chunk_t, self._rows_per_entry, t_start, t_stop)
+        return lo, hi, base, True
+
+    def read_window(self, i, t_start: int, t_stop: int) -> np.ndarray:
+        """Events of sample ``i`` with ``t_start <= t < t_stop`` (µs, the sample's timebase), in
+        stored order, t unchanged.
+
+        With a time index and a sorted sample, only the chunks holding the window (plus at most
+        one chunk on each side) are read, whatever the sample's length. Otherwise the whole
+        sample is read and masked (same result).
+        """
+        i = self._index(i)
+        t_start, t_stop = int(t_start), int(t_stop)
+        lo, hi, base, indexed = self._window_plan(i, t_start, t_stop)
+        ev = self._rows(i, lo, hi, base)
+        t = ev["t"]
+        if indexed:
+            return ev[np.searchsorted(t, t_start, "left"):np.searchsorted(t, t_stop, "left")]
+        return ev[(t >= t_start) & (t < t_stop)]
+
+    def annotations(self, i) -> np.ndarray:
+        """The structured per-sample records of sample ``i`` (``annotations/values``), e.g. boxes."""
+        if not self.has_annotations:
+            raise KeyError(f"{self.path} holds no annotations")
+        i = self._index(i)
+        a, b = int(self._ann_offsets[i]), int(self._ann_offsets[i + 1])
+        return self._file()["annotations/values"][a:b]
+
+    def annotation_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(t, offsets)``: the ``t`` field of every annotation (int64) and the per-sample offsets."""
+        if not self.has_annotations:
+            raise KeyError(f"{self.path} holds no annotations")
+        values = self._file()["annotations/values"]
+        t = values.fields("t")[:] if values.shape[0] else np.zeros(0, np.int64)
+        return np.asarray(t, dtype=np.int64), self._ann_offsets
 
     @classmethod
     def open_or_build(cls, path, key: str, samples, **writer_options) -> "EventsStore":

@@ -40,8 +40,9 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _digests(path) -> tuple[int, str, str]:
-    """``(size, md5 hex, sha256 hex)`` of ``path`` in one pass."""
+def _digests(path, copy_to=None) -> tuple[int, str, str]:
+    """``(size, md5 hex, sha256 hex)`` of ``path`` in one pass, writing the bytes read to the
+    open binary file ``copy_to`` when given (a copy whose digests are those of the bytes written)."""
     md5, sha = hashlib.md5(), hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -49,6 +50,8 @@ def _digests(path) -> tuple[int, str, str]:
             md5.update(block)
             sha.update(block)
             size += len(block)
+            if copy_to is not None:
+                copy_to.write(block)
     return size, md5.hexdigest(), sha.hexdigest()
 
 
@@ -175,25 +178,41 @@ def _candidates(recipe, resource, source, root: Path) -> list[Path]:
     return unique
 
 
-def _place(src: Path, dest: Path, link: bool) -> Path:
-    """Hard-link (or copy) ``src`` to a temporary name next to ``dest``; return that name."""
+def _place(src: Path, dest: Path, link: bool):
+    """Hard-link (or copy) ``src`` to a temporary name next to ``dest``: ``(that name, digests)``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
     tmp = Path(tmp)
     try:
         if link:
+            os.close(fd)
             tmp.unlink()
             try:
                 os.link(src, tmp)
-                return tmp
+                return tmp, _digests(tmp)
             except OSError:
-                pass
-        shutil.copyfile(src, tmp)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            digests = _digests(src, copy_to=out)
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(tmp, 0o644)
-        return tmp
+        return tmp, digests
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _already_there(src: Path, dest: Path):
+    """Digests of ``dest`` when it already holds the bytes of ``src`` (same inode, or the same size
+    and digests: nothing is written), else None."""
+    if not dest.is_file():
+        return None
+    if os.path.samefile(src, dest):
+        return _digests(dest)
+    if dest.stat().st_size != src.stat().st_size:
+        return None
+    there = _digests(dest)
+    return there if _digests(src) == there else None
 
 
 def build_mirror(directory, names=None, *, root=None, source=None, link: bool = True) -> BuildReport:
@@ -234,14 +253,15 @@ def build_mirror(directory, names=None, *, root=None, source=None, link: bool = 
             entries = {}
         for recipe in recipes:
             for res in recipe.resources:
-                entry = _add_resource(directory, recipe, res, source, root, link, report)
+                entry = _add_resource(directory, recipe, res, source, root, link, report, entries)
                 if entry is not None:
                     entries[entry["path"]] = entry
         _write_manifest(directory, entries)
     return report
 
 
-def _add_resource(directory: Path, recipe, res, source, root: Path, link: bool, report: BuildReport):
+def _add_resource(directory: Path, recipe, res, source, root: Path, link: bool, report: BuildReport,
+                  previous: dict):
     rel = f"{recipe.name}/{res.filename}"
     dest = directory / recipe.name / res.filename
     candidates = _candidates(recipe, res, source, root)
@@ -251,23 +271,26 @@ def _add_resource(directory: Path, recipe, res, source, root: Path, link: bool, 
     dest.parent.mkdir(exist_ok=True)
     first_problem = None
     for src in candidates:
-        same = dest.exists() and os.path.samefile(src, dest)
-        placed = dest if same else _place(src, dest, link)
+        digests = _already_there(src, dest)
+        placed = None
+        if digests is None:
+            placed, digests = _place(src, dest, link)
         try:
-            size, md5, sha256 = _digests(placed)
-            problem = _recipe_problem(res, size, md5, sha256)
+            problem = _recipe_problem(res, *digests)
             if problem is not None:
                 first_problem = first_problem or (recipe.name, res.filename, src, problem)
                 continue
-            if not same:
+            if placed is not None:
                 os.replace(placed, dest)
         finally:
-            if not same:
+            if placed is not None:
                 placed.unlink(missing_ok=True)
+        size, md5, sha256 = digests
+        old = previous.get(rel, {})
         entry = {"path": rel, "dataset": recipe.name, "file": res.filename, "size": size, "md5": md5,
                  "sha256": sha256, "recipe_checksum": res.checksum, "verified": bool(res.checksum),
-                 "added": _now()}
-        if same:
+                 "added": old["added"] if old.get("sha256") == sha256 and "added" in old else _now()}
+        if placed is None:
             report.unchanged.append(rel)
         else:
             report.added.append(entry)

@@ -92,8 +92,8 @@ class _Index:
         if not real.startswith(self.top + os.sep):
             log.warning("refusing %s: its real path %s is outside the mirror", rel, real)
             return None
-        try:
-            f = open(real, "rb")
+        try:  # O_NOFOLLOW: a link swapped in after the check is not followed
+            f = os.fdopen(os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
         except OSError:
             return None
         st = os.fstat(f.fileno())

@@ -56,7 +56,11 @@ def format_table(rows) -> str:
             rss = f"{r['peak_rss_mib']:.0f}" if r.get("peak_rss_mib") else ""
             ratio = ""
             if ours and med and r is not ours:
-                ratio = f"{med / ours['median_s']:.1f}x"
+                # rates when both have one (peers may run on a smaller input), else times
+                if r.get("rate") and ours.get("rate"):
+                    ratio = f"{ours['rate'] / r['rate']:.1f}x"
+                else:
+                    ratio = f"{med / ours['median_s']:.1f}x"
             line = f"{case:<44} {r['impl']:<26} {med_s:>10} {rate:>16} {rss:>8} {ratio:>10}"
             if r.get("note"):
                 line += f"  ({r['note']})"

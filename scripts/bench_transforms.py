@@ -12,23 +12,10 @@ import types
 
 import numpy as np
 
-from _benchutil import median_time
+from _benchutil import spikingjelly_datasets_utils, synthetic_events, timed_row
 
 OURS = "neurodata"
 SENSOR = (128, 128, 2)
-
-
-def random_events(n, sensor_size=SENSOR, duration_us=10**6, seed=0):
-    from neurodata.events import EVENT_DTYPE
-
-    rng = np.random.default_rng(seed)
-    W, H, P = sensor_size
-    ev = np.empty(n, EVENT_DTYPE)
-    ev["t"] = np.sort(rng.integers(0, duration_us, n))
-    ev["x"] = rng.integers(0, W, n)
-    ev["y"] = rng.integers(0, H, n)
-    ev["p"] = rng.integers(0, 2, n)
-    return ev
 
 
 def int_fields(ev):
@@ -37,20 +24,6 @@ def int_fields(ev):
     for k in "xytp":
         out[k] = ev[k]
     return out
-
-
-def row(case, impl, fn, n, repeats, note=None):
-    """Time ``fn`` (median of ``repeats``); ``fn=None`` or an ImportError gives a 'missing' row."""
-    if fn is None:
-        return {"case": case, "impl": impl, "median_s": None, "note": note or "not installed"}
-    try:
-        med = median_time(fn, repeats=repeats, warmup=1)
-    except ImportError as e:
-        return {"case": case, "impl": impl, "median_s": None, "note": f"not installed ({e})"}
-    r = {"case": case, "impl": impl, "median_s": med, "rate": n / med / 1e6, "rate_unit": "M ev/s"}
-    if note:
-        r["note"] = note
-    return r
 
 
 def _tonic():
@@ -62,60 +35,24 @@ def _tonic():
         return None
 
 
-def _spikingjelly_utils():
-    """``spikingjelly.datasets.utils``, with stand-ins for torchvision/torchaudio if those are broken."""
-    try:
-        importlib.import_module("spikingjelly")
-    except ImportError:
-        return None
-    added = []
-    for top in ("torchvision", "torchaudio"):
-        try:
-            importlib.import_module(top)
-        except Exception:
-            for k in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
-                del sys.modules[k]
-            mod = types.ModuleType(top)
-            sys.modules[top] = mod
-            added.append(top)
-            if top == "torchvision":
-                mod.transforms = types.ModuleType("torchvision.transforms")
-                mod.datasets = types.ModuleType("torchvision.datasets")
-                mod.datasets.DatasetFolder = type("DatasetFolder", (), {})
-                mod.datasets.utils = types.ModuleType("torchvision.datasets.utils")
-                for name in ("extract_archive", "download_url", "check_integrity", "verify_str_arg"):
-                    setattr(mod.datasets.utils, name, lambda *a, **k: None)
-                for sub in ("transforms", "datasets"):
-                    sys.modules[f"torchvision.{sub}"] = getattr(mod, sub)
-                sys.modules["torchvision.datasets.utils"] = mod.datasets.utils
-                added += ["torchvision.transforms", "torchvision.datasets", "torchvision.datasets.utils"]
-    try:
-        return importlib.import_module("spikingjelly.datasets.utils")
-    except Exception:
-        return None
-    finally:
-        for k in added:
-            sys.modules.pop(k, None)
-
-
 # ------------------------------------------------------------------------------------- cases
 def case_frames(args):
     from neurodata.functional.frames import to_frame
 
     n = 200_000 if args.quick else 10_000_000
     reps = args.repeats or (2 if args.quick else 5)
-    ev = random_events(n)
+    ev = synthetic_events(n)
     label = f"frames n_time_bins=20 {n / 1e6:g}M ev 128x128x2"
-    rows = [row(f"{label} 1 thread", OURS, lambda: to_frame(ev, SENSOR, n_time_bins=20, num_threads=1), n, reps),
-            row(f"{label} 2 threads", OURS, lambda: to_frame(ev, SENSOR, n_time_bins=20, num_threads=2), n, reps)]
+    rows = [timed_row(f"{label} 1 thread", OURS, lambda: to_frame(ev, SENSOR, n_time_bins=20, num_threads=1), n, reps),
+            timed_row(f"{label} 2 threads", OURS, lambda: to_frame(ev, SENSOR, n_time_bins=20, num_threads=2), n, reps)]
     tonic = _tonic()
     peer_reps = max(1, min(reps, 3))
     tf = tonic.transforms.ToFrame(SENSOR, n_time_bins=20) if tonic else None
-    tonic_row = row(f"{label} 1 thread", "tonic", (lambda: tf(ev)) if tonic else None, n, peer_reps)
-    sj = _spikingjelly_utils()
+    tonic_row = timed_row(f"{label} 1 thread", "tonic", (lambda: tf(ev)) if tonic else None, n, peer_reps)
+    sj = spikingjelly_datasets_utils()
     d = {k: ev[k].astype(np.int64) for k in "txyp"}
     sj_fn = (lambda: sj.integrate_events_by_fixed_frames_number(d, "time", 20, 128, 128)) if sj else None
-    sj_row = row(f"{label} 1 thread", "spikingjelly", sj_fn, n, peer_reps, note="split_by='time'")
+    sj_row = timed_row(f"{label} 1 thread", "spikingjelly", sj_fn, n, peer_reps, note="split_by='time'")
     rows += [tonic_row, sj_row]
     rows += [dict(r, case=f"{label} 2 threads") for r in (tonic_row, sj_row)]
     return rows
@@ -126,13 +63,13 @@ def case_voxel(args):
 
     n = 50_000 if args.quick else 1_000_000
     reps = args.repeats or (2 if args.quick else 5)
-    ev = random_events(n)
+    ev = synthetic_events(n)
     case = f"voxel grid 10 bins {n / 1e6:g}M ev 128x128"
     tonic = _tonic()
     tev = int_fields(ev)
     tv = tonic.transforms.ToVoxelGrid(SENSOR, 10) if tonic else None
-    return [row(case, OURS, lambda: to_voxel_grid(ev, SENSOR, 10), n, reps),
-            row(case, "tonic", (lambda: tv(tev)) if tonic else None, n, max(1, min(reps, 3)),
+    return [timed_row(case, OURS, lambda: to_voxel_grid(ev, SENSOR, 10), n, reps),
+            timed_row(case, "tonic", (lambda: tv(tev)) if tonic else None, n, max(1, min(reps, 3)),
                 note="int64 fields (uint8 p wraps in tonic)")]
 
 
@@ -144,11 +81,11 @@ def case_time_surface(args):
     rows = []
     # (events, dt): 100 windows of 10 ms, and 1000 windows of 1 ms, over 1 s
     for n, dt in ((50_000, 10_000), (20_000, 1_000)) if args.quick else ((1_000_000, 10_000), (300_000, 1_000)):
-        ev = random_events(n)
+        ev = synthetic_events(n)
         case = f"time surface dt={dt // 1000}ms tau=5ms {n / 1e6:g}M ev 1s"
         ts = tonic.transforms.ToTimesurface(SENSOR, dt=dt, tau=5_000) if tonic else None
-        rows += [row(case, OURS, lambda: to_time_surface(ev, SENSOR, dt, 5_000), n, reps),
-                 row(case, "tonic", (lambda: ts(ev)) if tonic else None, n, max(1, min(reps, 3)))]
+        rows += [timed_row(case, OURS, lambda: to_time_surface(ev, SENSOR, dt, 5_000), n, reps),
+                 timed_row(case, "tonic", (lambda: ts(ev)) if tonic else None, n, max(1, min(reps, 3)))]
     return rows
 
 
@@ -158,14 +95,14 @@ def case_hats(args):
     n = 500 if args.quick else 4_000
     reps = args.repeats or (2 if args.quick else 5)
     sensor = (32, 32, 2)
-    ev = random_events(n, sensor_size=sensor, duration_us=100_000)
+    ev = synthetic_events(n, sensor_size=sensor, duration_us=100_000)
     tev = int_fields(ev)
     case = f"HATS cell 8 surface 5 {n} ev 32x32"
     kw = dict(cell_size=8, surface_size=5, time_window=10_000, tau=1_000, decay="exp")
     tonic = _tonic()
     th = tonic.transforms.ToAveragedTimesurface(sensor, **kw) if tonic else None
-    return [row(case, OURS, lambda: to_averaged_time_surface(ev, sensor, **kw), n, reps),
-            row(case, "tonic", (lambda: th(tev)) if tonic else None, n, 1,
+    return [timed_row(case, OURS, lambda: to_averaged_time_surface(ev, sensor, **kw), n, reps),
+            timed_row(case, "tonic", (lambda: th(tev)) if tonic else None, n, 1,
                 note="O(N^2) per cell; int64 fields")]
 
 

@@ -9,19 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _benchutil import median_time
-
-
-def _events(n, sensor=(128, 128, 2), duration_us=10**6, seed=0):
-    from neurodata.events import EVENT_DTYPE
-
-    rng = np.random.default_rng(seed)
-    ev = np.empty(n, EVENT_DTYPE)
-    ev["t"] = np.sort(rng.integers(0, duration_us, n))
-    ev["x"] = rng.integers(0, sensor[0], n)
-    ev["y"] = rng.integers(0, sensor[1], n)
-    ev["p"] = rng.integers(0, 2, n)
-    return ev
+from _benchutil import median_time, synthetic_events
 
 
 def _cases(sensor):
@@ -57,7 +45,7 @@ def filter_cases(args) -> list[dict]:
     reps = getattr(args, "repeats", None) or (3 if getattr(args, "quick", False) else 11)
     peer_reps = 1 if getattr(args, "quick", False) else 3
     sensor = (128, 128, 2)
-    ev = _events(n, sensor)
+    ev = synthetic_events(n, sensor)
     try:
         import tonic.functional  # noqa: F401
         have_tonic = True

@@ -20,3 +20,12 @@ def test_doc_example_runs(code, tmp_path, monkeypatch):
     monkeypatch.setenv("NEURODATA_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("NEURODATA_OFFLINE", "1")
     exec(compile(code, "<doc example>", "exec"), {"__name__": "__doc_example__"})
+
+
+def test_datasets_page_matches_the_recipes():
+    import subprocess
+    import sys
+
+    script = DOCS.parent / "scripts" / "make_datasets_doc.py"
+    proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..cache import EventsStore, cache_root, content_key
-from ..download import fetch_resource, is_offline
+from ..download import env_mirrors, fetch_resource
 from ..errors import DownloadError
 from ._recipe import Recipe, Resource
 
@@ -116,6 +116,7 @@ class EventDataset(torch.utils.data.Dataset):
     def resource_paths(self) -> dict:
         """Make every resource this split needs available and verified; return ``{file name: path}``."""
         files = {}
+        mirrored = self._download and self._source is None and bool(self._mirror or env_mirrors())
         for res in self._resources():
             dest = self.root / res.filename
             urls: list = list(res.urls)
@@ -126,14 +127,19 @@ class EventDataset(torch.utils.data.Dataset):
                         f"{res.filename} (also known as {', '.join(res.aliases) or 'no other name'}) is not in "
                         f"{self._source}; put the file there or pass its path")
                 urls = [str(found)]
-            elif not self._download or not res.urls:  # no URL: a manual download
-                if not dest.exists():
+            elif not self._download or not res.urls:  # no URL: a manual download (or a lab mirror)
+                if not dest.exists() and not mirrored:
                     raise DownloadError(self._missing_message(res, dest))
                 urls = []
-            files[res.filename] = fetch_resource(
-                urls, dest, checksum=res.checksum, size=res.size, dataset=self.recipe.name,
-                mirrors=[self._mirror] if self._mirror and self._source is None else [],
-                offline=True if not urls else None, verify=self._verify)
+            try:
+                files[res.filename] = fetch_resource(
+                    urls, dest, checksum=res.checksum, size=res.size, dataset=self.recipe.name,
+                    mirrors=[self._mirror] if self._mirror and self._source is None else [],
+                    offline=True if not urls and not mirrored else None, verify=self._verify)
+            except DownloadError as e:
+                if urls or dest.exists():
+                    raise
+                raise DownloadError(f"{self._missing_message(res, dest)}\n{e}") from None
         return files
 
     def _missing_message(self, res: Resource, dest: Path) -> str:

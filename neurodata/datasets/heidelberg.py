@@ -73,7 +73,8 @@ SSC_RECIPE = Recipe(
     citation=_CITATION,
     orientation=_ORIENTATION,
     time_origin=_TIME,
-    split_rule="official: ssc_train.h5.zip, ssc_valid.h5.zip, ssc_test.h5.zip ('all' = train, valid, test in that order)",
+    split_rule="official: ssc_train.h5.zip, ssc_valid.h5.zip, ssc_test.h5.zip "
+               "('all' = train, valid, test in that order)",
     sample_counts={"train": 75466, "valid": 9981, "test": 20382},
     homepage="https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/",
 )
@@ -146,7 +147,8 @@ class _Heidelberg(MetadataColumns, EventDataset):
             where = f"{path}!{member}"
             for key in ("spikes/times", "spikes/units", "labels"):
                 if key not in f:
-                    raise FormatError(where, None, f"no HDF5 dataset {key!r} (expected spikes/times, spikes/units, labels)")
+                    raise FormatError(where, None, f"no HDF5 dataset {key!r} "
+                                                   "(expected spikes/times, spikes/units, labels)")
             times, units, labels = f["spikes/times"], f["spikes/units"], f["labels"][:]
             n = labels.shape[0]
             if times.shape != (n,) or units.shape != (n,):

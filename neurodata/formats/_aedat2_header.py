@@ -41,6 +41,7 @@ IMU_DTYPE = np.dtype([("t", "<i8"), ("accel_x", "<i2"), ("accel_y", "<i2"), ("ac
 """One DAVIS IMU6 sample: ``t`` µs and the seven raw int16 readings in jAER's code order 0-6."""
 
 _END_LINE = "#end of ascii header"
+_MAX_LINE = 1 << 20
 _TEXT_BYTES = bytes([9] + [c for c in range(0x20, 0x100) if c != 0x7F])
 
 
@@ -132,8 +133,11 @@ def parse_header(path, version=None) -> Aedat2Header:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             crlf = None
             while pos < size and mm[pos] == 0x23:
-                nl = mm.find(b"\n", pos)
-                raw = mm[pos:nl + 1] if nl >= 0 else mm[pos:size]
+                limit = min(size, pos + _MAX_LINE)
+                nl = mm.find(b"\n", pos, limit)
+                raw = mm[pos:nl + 1] if nl >= 0 else mm[pos:limit]
+                if nl < 0 and limit < size:  # no line end within 1 MiB: binary data
+                    break
                 if nl < 0:
                     if _text_line(raw + b"\n", False):
                         raise FormatError(path, pos, "AEDAT header line without line end (truncated "

@@ -119,21 +119,28 @@ def _encoding(fields, fmt_name):
     return None
 
 
+def _size(text) -> int | None:
+    """A sensor dimension 1..65535 written in ASCII digits, else None."""
+    text = text.strip()
+    if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
+        return None
+    v = int(text)
+    return v if 0 < v <= 65535 else None
+
+
 def _geometry(fields, fmt_opts):
-    g = fields.get("geometry")
-    if g:
-        w, _, h = g.lower().partition("x")
-        if w.strip().isdigit() and h.strip().isdigit() and int(w) > 0 and int(h) > 0:
-            return (int(w), int(h)), "geometry"
-    w, h = fmt_opts.get("width", ""), fmt_opts.get("height", "")
-    if w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0:
-        return (int(w), int(h)), "format"
+    w, _, h = fields.get("geometry", "").lower().partition("x")
+    if _size(w) and _size(h):
+        return (_size(w), _size(h)), "geometry"
+    w, h = _size(fmt_opts.get("width", "")), _size(fmt_opts.get("height", ""))
+    if w and h:
+        return (w, h), "format"
     plugin = fields.get("plugin_name", "").strip()
     if plugin in _PLUGIN_GEOMETRY:
         return _PLUGIN_GEOMETRY[plugin], f"inferred from plugin_name {plugin}"
     sid = fields.get("system_ID", "").strip()
-    if sid.isdigit() and int(sid) in _SYSTEM_ID_GEOMETRY:
-        return _SYSTEM_ID_GEOMETRY[int(sid)], f"inferred from system_ID {sid}"
+    if _size(sid) in _SYSTEM_ID_GEOMETRY:
+        return _SYSTEM_ID_GEOMETRY[_size(sid)], f"inferred from system_ID {sid}"
     return None, None
 
 

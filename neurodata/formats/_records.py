@@ -41,16 +41,25 @@ def record_layout(path, data_offset: int, record_size: int, fmt: str, warn: bool
 
 
 def iter_windows(path, data_offset: int, record_size: int, n_records: int,
-                 window_bytes: int = WINDOW_BYTES):
+                 window_bytes: int | None = None):
     """Yield ``(first_record, view)`` for consecutive windows of whole records.
 
     ``view`` is a read-only ``uint8`` array over ``k * record_size`` bytes of a memory map of
-    the file (``k >= 1``, at most about ``window_bytes`` bytes); only ``n_records`` records are
-    covered. Do not keep ``view`` after the next iteration: the pages behind it are released.
+    the file (``k >= 1``, at most about ``window_bytes`` bytes, default ``WINDOW_BYTES``); only
+    ``n_records`` records are covered. Do not keep ``view`` after the next iteration: the pages
+    behind it are released. A data region that fits in one window is read into memory instead.
     """
     if n_records <= 0:
         return
-    per = max(1, int(window_bytes) // record_size)
+    per = max(1, int(WINDOW_BYTES if window_bytes is None else window_bytes) // record_size)
+    if n_records <= per:  # one window: a plain read is cheaper than a map (many small files)
+        with open(path, "rb") as f:
+            f.seek(data_offset)
+            buf = np.fromfile(f, dtype=np.uint8, count=n_records * record_size)
+        k = buf.size // record_size
+        if k:
+            yield 0, buf[:k * record_size]
+        return
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     released = 0

@@ -213,8 +213,7 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None):
     layout, guess = layout
     skip = np.uint32(0x8000 if layout == DVS128 else 0x80000400)
     prev_t, wraps = -1, 0
-    kw = {} if window_bytes is None else {"window_bytes": window_bytes}
-    for r0, view in iter_windows(path, header.data_offset, rec, n, **kw):
+    for r0, view in iter_windows(path, header.data_offset, rec, n, window_bytes):
         if guess:
             _check_16bit(path, header, view, r0)
         w32 = _words(view, rec)
@@ -226,8 +225,9 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None):
         kept = np.concatenate(([0], np.cumsum([c[0] for c in counts], dtype=np.int64)))
         wr = np.concatenate(([0], np.cumsum([c[1] for c in counts], dtype=np.int64))) + wraps
         out, pos = out_for(k)
+        room = np.append(np.diff(kept), b[-1] - b[-2])  # exact, but the last chunk: its records
         res = workers.map(lambda c: _decode_kernel(parts[c], layout, firsts[c], wr[c],
-                                                   out[pos + kept[c]:pos + kept[c] + b[c + 1] - b[c]]),
+                                                   out[pos + kept[c]:pos + kept[c] + room[c]]),
                           len(parts))
         prev_t, wraps = _raw_t(w32, k - 1), int(wr[-1] + res[-1][1])
         yield out, pos, int(kept[-1] + res[-1][0])

@@ -58,7 +58,10 @@ def _parse_header(path, head=None):
     """
     if head is None:
         with open(path, "rb") as f:
-            head = f.read(_MAX_HEADER)
+            head = f.read(1 << 16)  # real headers are a few hundred bytes
+            i = head.find(_END)
+            if len(head) == 1 << 16 and (i < 0 or i + len(_END) + 2 > len(head)):
+                head += f.read(_MAX_HEADER - len(head))
     head = bytes(head[:_MAX_HEADER])
     if not head.startswith(_MAGIC):
         raise FormatError(path, 0, f"expected the AEDAT 3 magic {_MAGIC!r}, found {head[:12]!r}")

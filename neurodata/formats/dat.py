@@ -145,8 +145,7 @@ def _windows(path, hdr, n, workers, out_for, window_bytes=None):
     """
     rec, layout = hdr.event_size, _LAYOUTS[hdr.version]
     prev_t, wraps = -1, 0
-    kw = {} if window_bytes is None else {"window_bytes": window_bytes}
-    for _, view in iter_windows(path, hdr.data_offset, rec, n, **kw):
+    for _, view in iter_windows(path, hdr.data_offset, rec, n, window_bytes):
         w32 = _words(view, rec)
         k = w32.size // 2
         b = workers.bounds(k, 8)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..events import EVENT_DTYPE, check_bounds, check_sensor_size
+from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
 from ._parallel import map_ordered, resolve_threads
@@ -31,6 +31,7 @@ SUFFIXES = (".raw",)
 WORD = np.dtype("<u4")
 MAX_T = (1 << 54) - 1  # writer limit: 2^20 time loops of 2^34 µs (571 years)
 _MIN_CHUNK_WORDS = 1 << 18
+_LOOP_THRESHOLD = ((1 << 28) - 1 << 6) - 10000  # MaxTimestamp - 10000 µs = 17179859120 (literal in kernels)
 
 
 def detect(head: bytes) -> bool:
@@ -137,7 +138,7 @@ def _decode(words, state, want_triggers, n_chunks=None, threads=1):
         start.append((prev, loop))
         first = int(stats[c, 2])
         if first >= 0:
-            if first < prev and ((prev - first) << 6) >= ((1 << 28) - 1 << 6) - 10000:
+            if first < prev and ((prev - first) << 6) >= _LOOP_THRESHOLD:
                 loop += 1
             loop += int(stats[c, 4])
             prev = int(stats[c, 3])
@@ -163,7 +164,7 @@ def read(path, *, triggers: bool = False, threads=None):
     triggers : bool, default False
         Also return the external trigger words as a ``TRIGGER_DTYPE`` array (``t`` µs, ``id``, ``value``).
     threads : int, optional
-        Decoding threads (default: the usable CPUs, at most 8); inputs under 256 Ki words use one.
+        Decoding threads (default: the usable CPUs, at most 8), at most one per 256 Ki words.
         The result does not depend on it.
 
     Returns
@@ -247,8 +248,6 @@ def write(path, events, sensor_size=None) -> None:
     ``t`` below 2^54 µs reads back exactly. Raises ``ValueError`` (naming the first bad index) for
     unsorted or out-of-range events.
     """
-    from ..events import as_events
-
     events = as_events(events)
     if sensor_size is not None:
         sensor_size = check_sensor_size(sensor_size)

@@ -182,7 +182,7 @@ def _shrink(arr, n):
     return arr
 
 
-def _height(path, header, sensor_size, height):
+def _height(header, sensor_size, height):
     geometry = raw.resolve_geometry(header, sensor_size, height)
     return -1 if geometry is None else geometry[1]
 
@@ -217,7 +217,7 @@ def read(path, *, triggers: bool = False, sensor_size=None, height=None, threads
     """
     header = raw.read_header(path)
     raw.check_encoding(path, header, NAME)
-    h = _height(path, header, sensor_size, height)
+    h = _height(header, sensor_size, height)
     words = raw.load_words(path, header.data_offset, WORD)
     events, trig = _decode(words, h, np.zeros(_STATE_SIZE, np.int64), bool(triggers), resolve_threads(threads))
     return (events, trig) if triggers else events
@@ -231,7 +231,7 @@ def iter_blocks(path, block_bytes: int, *, sensor_size=None, height=None, thread
     """
     header = raw.read_header(path)
     raw.check_encoding(path, header, NAME)
-    h = _height(path, header, sensor_size, height)
+    h = _height(header, sensor_size, height)
     threads = resolve_threads(threads)
     state = np.zeros(_STATE_SIZE, np.int64)
     for words in raw.iter_word_blocks(path, header.data_offset, WORD, block_bytes):

@@ -170,7 +170,8 @@ class _Reader:
         n = math.prod(shape)
         real, p = self.numeric(p, end, f"variable {name!r} real part")
         if real.size != n:
-            raise self.error(off, f"variable {name!r}: dimensions {list(shape)} need {n} values, the real part holds {real.size}")
+            raise self.error(off, f"variable {name!r}: dimensions {list(shape)} need {n} values, "
+                                  f"the real part holds {real.size}")
         values = self.convert(real, dtype, off, name)
         if bits & FLAG_COMPLEX:
             imag, p = self.numeric(p, end, f"variable {name!r} imaginary part")
@@ -196,6 +197,8 @@ class _Reader:
 
     def char(self, p, end, shape, off):
         codes, _ = self.numeric(p, end, "character data")
+        if codes.dtype.kind not in "iu":
+            raise self.error(off, f"character data stored as {codes.dtype}; expected integer code units")
         if codes.size != math.prod(shape):
             raise self.error(off, f"character array of shape {list(shape)} holds {codes.size} code units")
         if codes.dtype.itemsize == 1:
@@ -205,7 +208,7 @@ class _Reader:
                 raise self.error(off, "character data is not UTF-8") from None
             chars = np.array(list(text)) if len(text) == codes.size else None
         else:
-            chars = np.array([chr(c) if c < 0x110000 else "\ufffd" for c in codes.tolist()])
+            chars = np.array([chr(c) if 0 <= c < 0x110000 else "\ufffd" for c in codes.tolist()], dtype=str)
         if chars is None:
             raise self.error(off, "multi-byte UTF-8 characters in a char array are not supported")
         grid = chars.reshape(shape, order="F") if chars.size else chars.reshape(shape)

@@ -100,11 +100,15 @@ def _decode_window(workers, view, out, pos, markers) -> int:
     every chunk but the last are counted first (no counting at all for a one-chunk window).
     """
     b = workers.bounds(view.size // RECORD_SIZE, RECORD_SIZE)
+    if b.size == 2:
+        return int(b[1] - _decode_kernel(view, out[pos:pos + b[1]], markers))
     parts = [view[RECORD_SIZE * b[c]:RECORD_SIZE * b[c + 1]] for c in range(b.size - 1)]
     counts = workers.map(lambda c: _count_markers_kernel(parts[c]), len(parts) - 1)
     before = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
     starts = pos + b[:-1] - before
-    written = workers.map(lambda c: _decode_kernel(parts[c], out[starts[c]:starts[c] + b[c + 1] - b[c]],
+    sizes = np.diff(b)  # room per chunk: exact for all but the last, whose markers are not counted
+    sizes[:-1] -= counts
+    written = workers.map(lambda c: _decode_kernel(parts[c], out[starts[c]:starts[c] + sizes[c]],
                                                    markers + before[c]), len(parts))
     return int(before[-1] + (b[-1] - b[-2]) - written[-1])
 

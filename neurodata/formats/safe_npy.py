@@ -78,12 +78,12 @@ def _to_dtype(spec, depth=0) -> np.dtype:
     if subarray is not None:
         if not (isinstance(subarray, tuple) and len(subarray) == 2 and isinstance(subarray[1], tuple)):
             raise _Refused("bad subarray dtype")
-        return np.dtype((_to_dtype(subarray[0], depth + 1), subarray[1]))
+        return np.dtype((_inner(subarray[0], depth), subarray[1]))
     if names is not None:
         if not (isinstance(names, tuple) and isinstance(fields, dict) and isinstance(elsize, int)
                 and all(isinstance(n, str) and n in fields for n in names)):
             raise _Refused("bad structured dtype")
-        formats = [_to_dtype(fields[n][0], depth + 1) for n in names]
+        formats = [_inner(fields[n][0], depth) for n in names]
         offsets = [fields[n][1] for n in names]
         if not all(isinstance(o, int) and o >= 0 for o in offsets):
             raise _Refused("bad field offsets")
@@ -91,6 +91,13 @@ def _to_dtype(spec, depth=0) -> np.dtype:
     if order in ("<", ">"):
         return base.newbyteorder(order)
     return base
+
+
+def _inner(spec, depth) -> np.dtype:
+    dt = _to_dtype(spec, depth + 1)
+    if dt.hasobject:
+        raise _Refused("object fields inside a structured or subarray dtype")
+    return dt
 
 
 def _simple(text: str) -> np.dtype:
@@ -145,6 +152,10 @@ class _ArrayUnpickler(pickle._Unpickler):
                 raise _Refused(f"array shape {shape!r} is invalid or larger than the file could fill")
             if dt.hasobject != isinstance(data, list) or not isinstance(data, (list, bytes, bytearray)):
                 raise _Refused("array data does not match its dtype")
+            n = math.prod(shape)  # numpy does not check an object list's length (it crashes instead)
+            if (len(data) != n) if dt.hasobject else (len(data) != n * dt.itemsize):
+                raise _Refused(f"array data holds {len(data)} items/bytes, shape {shape} of {dt} needs "
+                               f"{n if dt.hasobject else n * dt.itemsize}")
             inst.__setstate__((version, shape, dt, bool(fortran), data))
         else:
             raise _Refused(f"the pickle sets the state of a {type(inst).__name__}")

@@ -11,6 +11,7 @@ returns gradients for the input sequence, the initial potential and (PLIF) ``k``
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from ._config import IF, LIF, PLIF
 
@@ -36,6 +37,7 @@ class _MultiStep(torch.autograd.Function):
         return spikes.view(x_seq.shape), v_out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_spikes, g_v):
         cfg = ctx.cfg
         tensors = ctx.saved_tensors

@@ -109,21 +109,25 @@ def _surrogate_grad_kernel(h, out, v_th, sg_id, p0, p1):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _fire_reset(h, v_th, hard, v_reset):
+    """(spike, V) from H: the float32 ops of snncore.functional.dynamics.fire/reset."""
+    one = np.float32(1.0)
+    s = one if h - v_th >= np.float32(0.0) else np.float32(0.0)
+    if hard:
+        return s, h * (one - s) + v_reset * s
+    return s, h - s * v_th
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _charge_fire_reset(x, v, kind, decay_input, k, v_th, hard, v_reset):
     """One step for one neuron, the float32 ops of snncore.functional.dynamics; returns (h, s, v)."""
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
     if kind == 0:  # IF
         h = v + x
     elif decay_input:
         h = v + (x - (v - v_reset)) * k
     else:
         h = v - (v - v_reset) * k + x
-    s = one if h - v_th >= zero else zero
-    if hard:
-        v = h * (one - s) + v_reset * s
-    else:
-        v = h - s * v_th
+    s, v = _fire_reset(h, v_th, hard, v_reset)
     return h, s, v
 
 
@@ -203,9 +207,7 @@ def _neuron_backward_kernel(x, v0, gs, gv, gx, gv0, gk_part, kind, decay_input, 
                     if t == 0:
                         vp = v0[lo + j]
                     else:
-                        hp = hs[t - 1, j]
-                        sp = one if hp - v_th >= zero else zero
-                        vp = hp * (one - sp) + v_reset * sp if hard else hp - sp * v_th
+                        _, vp = _fire_reset(hs[t - 1, j], v_th, hard, v_reset)
                     dhdk = x[t, lo + j] - (vp - v_reset) if decay_input else v_reset - vp
                     gk += ghb[j] * dhdk
         gv0[lo:lo + n] = acc

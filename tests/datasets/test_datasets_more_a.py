@@ -365,3 +365,15 @@ def test_recipes_are_complete():
         assert r.download == "manual" or all(res.urls and res.checksum for res in r.resources)
     assert len(SHD.recipe.classes) == 20 and len(SSC.recipe.classes) == 35 and len(ASLDVS.recipe.classes) == 24
     assert len(Bullying10K.recipe.classes) == 10 and len(NTIDIGITS.recipe.classes) == 11
+
+
+def test_heidelberg_large_member_goes_through_an_anonymous_temp_file(http_server, tmp_path, monkeypatch):
+    import neurodata.datasets.heidelberg as heidelberg
+
+    monkeypatch.setattr(heidelberg, "IN_MEMORY", 0)                       # every member "large"
+    files, expected = b.heidelberg_files(tmp_path, "ssc", ("valid",), 35, per_split=3)
+    cls = _mini(SSC, http_server, tmp_path, files)
+    ds = cls(root=tmp_path / "root", split="valid")
+    assert ds.targets.tolist() == [s[2] for s in expected["valid"]]
+    left = sorted(p.name for p in (tmp_path / "root" / "ssc").iterdir())
+    assert left == sorted(["ssc_valid.h5.zip", ds.cache_path.name])      # no extracted copy stays

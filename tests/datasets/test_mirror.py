@@ -94,6 +94,11 @@ def test_manifest_records_sizes_digests_and_recipe_checks(machine1, tmp_path):
     assert merged == set(entries) | {f"cifar10dvs/{f}" for f in cifar_files}
     copied = tmp_path / "mirror" / "cifar10dvs" / "airplane.zip"
     assert not os.path.samefile(copied, tmp_path / "root1" / "cifar10dvs" / "airplane.zip")
+    inode = copied.stat().st_ino
+    added_at = {e["path"]: e["added"] for e in read_manifest(tmp_path / "mirror")["files"]}
+    again = build_mirror(tmp_path / "mirror", [cifar], root=tmp_path / "root1", link=False)
+    assert not again.added and len(again.unchanged) == 10 and copied.stat().st_ino == inode  # not rewritten
+    assert {e["path"]: e["added"] for e in read_manifest(tmp_path / "mirror")["files"]} == added_at
     assert not [p for p in (tmp_path / "mirror").rglob("*") if p.name.startswith(".")]  # no temp/lock left
 
 
@@ -184,17 +189,15 @@ def test_verify_reports_missing_unknown_and_link_escapes(machine1, tmp_path):
         verify_mirror(tmp_path / "no-mirror")
 
 
-def test_manual_resource_via_mirror_is_not_reachable_yet(machine1, http_server, tmp_path):
-    # The real DVS128 Gesture archive has no URL (IBM's login page): such resources are never
-    # looked up on a mirror by EventDataset.resource_paths (neurodata/datasets/_base.py)
+def test_manual_resource_comes_from_a_lab_mirror(machine1, http_server, tmp_path):
+    # The real DVS128 Gesture archive has no URL (IBM's login page): a lab mirror serves it
     cls, files = machine1("dvsgesture", manual=True)
     build_mirror(tmp_path / "mirror", [cls], root=tmp_path / "root1")
     with serve_in_background(tmp_path / "mirror") as service:
-        try:
-            ds = cls(root=tmp_path / "root2", split="all", mirror=service.url)
-        except DownloadError:
-            pytest.xfail("EventDataset.resource_paths skips mirrors for URL-less (manual) resources")
-    assert len(ds) == len(_samples(cls(root=tmp_path / "root1", split="all")))
+        ds = cls(root=tmp_path / "root2", split="all", mirror=service.url)
+        assert len(ds) == len(_samples(cls(root=tmp_path / "root1", split="all")))
+    with pytest.raises(DownloadError, match="DvsGesture.tar.gz"):   # without the mirror: instructions
+        cls(root=tmp_path / "root3", split="all")
 
 
 def test_resume_through_the_service_after_a_cut(machine1, http_server, tmp_path, caplog):
@@ -285,3 +288,17 @@ def test_concurrent_builds_merge_into_one_manifest(http_server, tmp_path, no_env
     listed = {e["path"] for e in read_manifest(tmp_path / "mirror")["files"]}
     assert listed == {f"{n}/{f}" for n, (_, files) in classes.items() for f in files}
     assert verify_mirror(tmp_path / "mirror", recipes=[c for c, _ in classes.values()]).sound
+
+
+def test_cli_fetch_through_a_served_mirror(machine1, http_server, tmp_path, monkeypatch):
+    cls, files = machine1("cifar10dvs")
+    build_mirror(tmp_path / "mirror", [cls], root=tmp_path / "root1")
+    _kill_original(http_server, "cifar10dvs", files)
+    monkeypatch.setattr(get("cifar10dvs"), "recipe", cls.recipe)
+    with serve_in_background(tmp_path / "mirror") as service:
+        result = CliRunner().invoke(main, ["fetch", "cifar10dvs", "--root", str(tmp_path / "root2"),
+                                           "--mirror", service.url])
+    assert result.exit_code == 0, result.output
+    assert "cifar10dvs train: 10 samples ready" in result.output and "cifar10dvs test: 10 samples ready" in result.output
+    for fname, data in files.items():
+        assert (tmp_path / "root2" / "cifar10dvs" / fname).read_bytes() == data

@@ -145,6 +145,17 @@ def test_generated_davis_files_match_reference(tmp_path, small_chunks, seed, thr
     np.testing.assert_array_equal(np.concatenate(list(aedat2.iter_blocks(path, 8 * 37))), ref_ev)
 
 
+def test_read_across_many_windows(tmp_path, monkeypatch, small_chunks):
+    monkeypatch.setattr(_records, "WINDOW_BYTES", 8 * 50)
+    body = random_davis_records(np.random.default_rng(9), 3000)
+    path = tmp_path / "w.aedat"
+    path.write_bytes(DAVIS_HEADER + body)
+    ref_ev, ref_imu = reference_decode(DAVIS_HEADER + body, len(DAVIS_HEADER), "davis")
+    ev, imu = aedat2.read_aedat2(path, imu=True, threads=2)
+    np.testing.assert_array_equal(ev, ref_ev)
+    np.testing.assert_array_equal(imu, ref_imu)
+
+
 @pytest.mark.parametrize("record_size", [8, 6])
 def test_generated_dvs128_files_with_special_events_match_reference(tmp_path, small_chunks, record_size):
     rng = np.random.default_rng(record_size)

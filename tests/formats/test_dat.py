@@ -90,6 +90,14 @@ def test_generated_files_match_reference(tmp_path, small_chunks, event_size, ver
     assert (info.sensor_size, info.event_count, info.metadata["version"]) == ((9, 7, 2), 2500, version)
 
 
+def test_read_across_many_windows(tmp_path, monkeypatch, small_chunks):
+    monkeypatch.setattr(_records, "WINDOW_BYTES", 8 * 40)
+    data = HEADER + b"\x00\x08" + random_body(np.random.default_rng(4), 3000)
+    path = tmp_path / "w.dat"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(dat.read_dat(path, threads=2), reference_decode(data, len(HEADER) + 2))
+
+
 def test_version_option_overrides_header(tmp_path):
     data = HEADER + b"\x00\x08" + struct.pack("<II", 5, (1 << 17) | (3 << 9) | 4)
     path = tmp_path / "v.dat"

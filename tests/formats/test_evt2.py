@@ -74,6 +74,13 @@ def test_sample_matches_reference(samples_dir, reference):
     assert [list(map(int, e)) for e in ev[:3]] == ref["first"]
 
 
+def test_sample_streams_in_blocks(samples_dir):
+    path = samples_dir / SAMPLE
+    blocks = list(evt2.iter_blocks(path, 65536))
+    assert len(blocks) > 10
+    assert np.array_equal(np.concatenate(blocks), evt2.read(path))
+
+
 def test_sample_reference_decoder_agrees(samples_dir):
     path = samples_dir / SAMPLE
     header = _rawheader.read_header(path)

@@ -90,6 +90,13 @@ def test_sample_matches_reference(samples_dir, reference):
     assert [list(map(int, e)) for e in ev[-3:]] == ref["last"]
 
 
+def test_sample_streams_in_blocks(samples_dir):
+    path = samples_dir / SAMPLE
+    blocks = list(evt3.iter_blocks(path, 1000))
+    assert len(blocks) > 10
+    assert np.array_equal(np.concatenate(blocks), evt3.read(path))
+
+
 def test_sample_reference_decoder_agrees(samples_dir):
     path = samples_dir / SAMPLE
     header = _rawheader.read_header(path)
@@ -274,7 +281,8 @@ def test_round_trip_edges(tmp_path, t, vectorize):
     assert np.array_equal(evt3.read(path), ev)
     info = evt3.inspect(path)
     assert info.sensor_size == (2048, 2048, 2) and info.metadata["sensor_size_source"] == "geometry"
-    assert path.read_bytes().startswith(b"% evt 3.0\n% format EVT3;height=2048;width=2048\n% geometry 2048x2048\n% end\n")
+    head = b"% evt 3.0\n% format EVT3;height=2048;width=2048\n% geometry 2048x2048\n% end\n"
+    assert path.read_bytes().startswith(head)
     first = np.frombuffer(path.read_bytes()[info.data_offset:info.data_offset + 2], "<u2")[0]
     assert first >> 12 == 0x8
 
@@ -359,3 +367,22 @@ def test_iter_events_concatenation_equals_read(tmp_path, chunk_events):
     chunks = list(neurodata.iter_events(path, chunk_events=chunk_events, format="evt3"))
     assert all(c.size == chunk_events for c in chunks[:-1])
     assert np.array_equal(np.concatenate(chunks), full)
+
+
+@pytest.mark.parametrize("lines, expected", [
+    (b"% geometry 640x480\n% format EVT3;height=720;width=1280\n", ((640, 480), "geometry")),
+    (b"% format EVT3;height=720;width=1280\n% plugin_name hal_plugin_gen3_fx3\n", ((1280, 720), "format")),
+    (b"% plugin_name hal_plugin_gen3_fx3\n% system_ID 48\n", ((640, 480), "inferred from plugin_name hal_plugin_gen3_fx3")),
+    (b"% system_ID 48\n", ((1280, 720), "inferred from system_ID 48")),
+    (b"% geometry 0x480\n% system_ID 21\n", ((640, 480), "inferred from system_ID 21")),
+    ("% geometry ²x³\n% format EVT3;height=99999999999;width=5\n".encode(), (None, None)),
+    (b"% Date 2020\n", (None, None)),
+])
+def test_geometry_rules(tmp_path, lines, expected):
+    path = tmp_path / "g.raw"
+    path.write_bytes(b"% evt 3.0\n" + lines + b"% end\n" + np.array([word(0x8, 0)], "<u2").tobytes())
+    header = _rawheader.read_header(path)
+    assert (header.geometry, header.geometry_source) == expected
+    info = evt3.inspect(path)
+    assert info.sensor_size == (None if expected[0] is None else expected[0] + (2,))
+    assert evt3.read(path).size == 0

@@ -135,7 +135,7 @@ def _mutate(data: bytes, rng) -> bytes:
         elif kind == 3:
             i = int(rng.integers(0, n + 1))
             buf[i:i] = rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
-        elif kind == 4 and n > 128:  # hit the element tags, where the lengths live
+        elif kind == 4 and n >= 136:  # hit the element tags, where the lengths live
             i = 128 + 8 * int(rng.integers(0, (n - 128) // 8))
             buf[i:i + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
     return bytes(buf)

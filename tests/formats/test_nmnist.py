@@ -96,6 +96,15 @@ def test_generated_files_match_reference(tmp_path, small_chunks, seed, threads):
     assert nmnist.inspect(path).event_count == ref.size
 
 
+def test_read_across_many_windows(tmp_path, monkeypatch, small_chunks):
+    """Files larger than one window are memory-mapped and decoded window by window."""
+    monkeypatch.setattr(_records, "WINDOW_BYTES", 5 * 64)
+    data = random_records(np.random.default_rng(7), 5000, marker_rate=0.05)
+    path = tmp_path / "w.bin"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(nmnist.read_nmnist(path, threads=2), reference_decode(data))
+
+
 def test_markers_at_chunk_and_window_edges(tmp_path, small_chunks):
     rec = np.zeros((64, 5), np.uint8)
     rec[:, 4] = np.arange(64)
@@ -108,6 +117,17 @@ def test_markers_at_chunk_and_window_edges(tmp_path, small_chunks):
     out = nmnist.read_nmnist(path, threads=4)
     np.testing.assert_array_equal(out, ref)
     assert out["t"][-1] == 62 + 5 * 8192
+
+
+@pytest.mark.parametrize("where", [[0], [255], [256], [255, 256, 511, 512], [599], list(range(250, 262))])
+def test_markers_at_kernel_block_edges(tmp_path, where):
+    """The decode kernel works in blocks of 256 records; markers at and around their edges."""
+    rec = np.random.default_rng(len(where)).integers(0, 256, (600, 5), dtype=np.uint8)
+    rec[rec[:, 1] == 240, 1] = 0
+    rec[where, 1] = 240
+    path = tmp_path / "b.bin"
+    path.write_bytes(rec.tobytes())
+    np.testing.assert_array_equal(nmnist.read_nmnist(path, threads=1), reference_decode(rec.tobytes()))
 
 
 def test_trailing_partial_record_warns_and_decodes_whole_records(tmp_path):
