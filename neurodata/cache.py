@@ -454,6 +454,10 @@ class _Store:
     def _bind(self, f) -> None:
         pass
 
+    def meta_names(self) -> list[str]:
+        """Names of the per-sample metadata columns (``source``, ``t_offset`` and any extras)."""
+        return list(self._file()["meta"].keys())
+
     def meta(self, name: str) -> np.ndarray:
         """Per-sample metadata column ``name`` (``"source"``, ``"t_offset"``, ...), shape (N,)."""
         data = self._file()[f"meta/{name}"]

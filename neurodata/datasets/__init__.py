@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["NMNIST", "NCaltech101", "CIFAR10DVS", "DVSGesture", "SaccadeDigits", "FramesDataset",
+__all__ = ["NMNIST", "NCaltech101", "CIFAR10DVS", "DVSGesture", "SHD", "SSC", "NTIDIGITS", "ASLDVS",
+           "POKERDVS", "STMNIST", "DVSLip", "Bullying10K", "SaccadeDigits", "FramesDataset",
            "available", "get", "load", "REGISTRY"]
 
 # registry name -> (module, class name)
@@ -19,6 +20,14 @@ REGISTRY = {
     "ncaltech101": ("ncaltech101", "NCaltech101"),
     "cifar10dvs": ("cifar10dvs", "CIFAR10DVS"),
     "dvsgesture": ("dvsgesture", "DVSGesture"),
+    "shd": ("heidelberg", "SHD"),
+    "ssc": ("heidelberg", "SSC"),
+    "ntidigits": ("ntidigits", "NTIDIGITS"),
+    "asldvs": ("asldvs", "ASLDVS"),
+    "pokerdvs": ("pokerdvs", "POKERDVS"),
+    "stmnist": ("stmnist", "STMNIST"),
+    "dvslip": ("dvslip", "DVSLip"),
+    "bullying10k": ("bullying10k", "Bullying10K"),
     "saccade-digits": ("saccade_digits", "SaccadeDigits"),
 }
 

@@ -128,9 +128,13 @@ class EventDataset(torch.utils.data.Dataset):
                         f"{self._source}; put the file there or pass its path")
                 urls = [str(found)]
             elif not self._download or not res.urls:  # no URL: a manual download (or a lab mirror)
-                if not dest.exists() and not mirrored:
+                alias = find_source(self.root, res) if self.root.is_dir() else None
+                if dest.exists() or (alias is None and mirrored):
+                    urls = []
+                elif alias is not None:          # dropped in under another accepted name
+                    urls = [str(alias)]
+                else:
                     raise DownloadError(self._missing_message(res, dest))
-                urls = []
             try:
                 files[res.filename] = fetch_resource(
                     urls, dest, checksum=res.checksum, size=res.size, dataset=self.recipe.name,
@@ -144,8 +148,9 @@ class EventDataset(torch.utils.data.Dataset):
 
     def _missing_message(self, res: Resource, dest: Path) -> str:
         how = self.recipe.manual_instructions or "download it, or pass download=True"
+        checksum = f"checksum {res.checksum}" if res.checksum else "no pinned checksum"
         return (f"{self.recipe.title}: {res.filename} is missing (expected at {dest}, "
-                f"checksum {res.checksum}). {how} Then pass source=<folder or file> "
+                f"{checksum}). {how} Then pass source=<folder or file> "
                 f"(CLI: neurodata fetch {self.recipe.name} --from PATH).")
 
     def _build_samples(self):
@@ -176,9 +181,10 @@ class EventDataset(torch.utils.data.Dataset):
         return np.asarray(self.store.labels)
 
     def metadata(self, i: int) -> dict:
-        """Per-sample metadata: ``source`` (archive member) and ``t_offset`` (µs removed from t)."""
+        """Per-sample metadata: ``source`` (archive member), ``t_offset`` (µs removed from t) and
+        any dataset-specific columns (e.g. SHD's ``speaker``)."""
         i = self.store._index(i)
-        return {name: _scalar(self.store.meta(name)[i]) for name in ("source", "t_offset")}
+        return {name: _scalar(self.store.meta(name)[i]) for name in self.store.meta_names()}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(split={self.split!r}, samples={len(self)}, "

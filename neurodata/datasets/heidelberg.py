@@ -20,11 +20,11 @@ import numpy as np
 
 from ..archives import open_archive
 from ..errors import FormatError
-from ._base import EventDataset, _scalar
+from ._base import EventDataset
 from ._columns import events_from_columns
 from ._recipe import Recipe, Resource
 
-__all__ = ["SHD", "SSC", "SHD_RECIPE", "SSC_RECIPE", "MetadataColumns", "audio_events"]
+__all__ = ["SHD", "SSC", "SHD_RECIPE", "SSC_RECIPE", "audio_events"]
 
 _ZENKE = "https://zenkelab.org/datasets/{}"
 _CITATION = ("B. Cramer, Y. Stradmann, J. Schemmel, F. Zenke. The Heidelberg Spiking Data Sets for the "
@@ -80,17 +80,6 @@ SSC_RECIPE = Recipe(
 )
 
 
-class MetadataColumns:
-    """Mixin for datasets whose cache holds extra per-sample metadata columns: ``metadata(i)``
-    returns every column (``source``, ``t_offset`` and the dataset's own, e.g. ``speaker``)."""
-
-    extra_metadata: tuple = ()
-
-    def metadata(self, i: int) -> dict:
-        i = self.store._index(i)
-        return {name: _scalar(self.store.meta(name)[i]) for name in ("source", "t_offset", *self.extra_metadata)}
-
-
 def audio_events(times, units, channels: int, where: str):
     """Events of a 1-D (cochlea) sample: ``x = unit``, ``y = 0``, ``p = 0``, ``t = rint(times·1e6)`` µs."""
     units = np.asarray(units).reshape(-1)
@@ -127,10 +116,9 @@ def seekable_member(archive_path, suffix: str):
             yield member.name, buf
 
 
-class _Heidelberg(MetadataColumns, EventDataset):
+class _Heidelberg(EventDataset):
     """Shared reader of the SHD/SSC HDF5 layout (see ``docs/datasets.md``)."""
 
-    extra_metadata = ("speaker",)
     block = 512  # samples read from HDF5 per slice
 
     @property

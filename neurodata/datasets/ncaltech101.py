@@ -1,11 +1,10 @@
 """N-Caltech101 (Orchard et al. 2015): Caltech101 images seen by a saccading ATIS sensor."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..archives import open_archive
 from ._base import EventDataset
 from ._recipe import Recipe, Resource
+from ._split_rules import check_seeded_options, seeded_split
 from .nmnist import atis_archive_samples
 
 __all__ = ["NCaltech101", "RECIPE", "OBJECT_CLASSES"]
@@ -68,27 +67,11 @@ class NCaltech101(EventDataset):
     recipe = RECIPE
 
     def _check_options(self, keep_background: bool = False, seed: int = 0, train_fraction: float = 0.8) -> dict:
-        if not 0 < float(train_fraction) < 1:
-            raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
-        return {"keep_background": bool(keep_background), "seed": int(seed), "train_fraction": float(train_fraction)}
+        return {"keep_background": bool(keep_background), **check_seeded_options(seed, train_fraction)}
 
     @property
     def classes(self) -> tuple:
         return OBJECT_CLASSES + ((BACKGROUND,) if self.options["keep_background"] else ())
-
-    def _split_members(self, names_by_class):
-        """Member names of this split, per the seeded stratified rule (all of them for ``"all"``)."""
-        chosen = set()
-        for label, cls in enumerate(self.classes):
-            names = sorted(names_by_class.get(cls, ()))
-            if self.split == "all":
-                chosen.update(names)
-                continue
-            order = np.random.default_rng([self.options["seed"], label]).permutation(len(names))
-            n_train = int(np.floor(self.options["train_fraction"] * len(names)))
-            idx = order[:n_train] if self.split == "train" else order[n_train:]
-            chosen.update(names[i] for i in idx)
-        return chosen
 
     def _samples(self, files, split):
         path = files[self.recipe.resources[0].filename]
@@ -98,6 +81,7 @@ class NCaltech101(EventDataset):
             names_by_class: dict = {}
             for m in archive.files(".bin"):
                 names_by_class.setdefault(_member_class(m.name), []).append(m.name)
-            chosen = self._split_members(names_by_class)
             classes = self.classes
+            by_label = {label: names_by_class.get(cls, ()) for label, cls in enumerate(classes)}
+            chosen = seeded_split(by_label, self.split, self.options["seed"], self.options["train_fraction"])
             yield from atis_archive_samples(archive, classes, lambda n: _member_class(n) if n in chosen else None)

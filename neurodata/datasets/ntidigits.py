@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import FormatError
 from ._base import EventDataset
 from ._recipe import Recipe, Resource
-from .heidelberg import MetadataColumns, audio_events
+from .heidelberg import audio_events
 
 __all__ = ["NTIDIGITS", "RECIPE"]
 
@@ -45,7 +45,7 @@ def parse_key(key: str) -> dict:
     return {"speaker_type": fields[0], "speaker": fields[1], "production": fields[2], "digits": parts[-1]}
 
 
-class NTIDIGITS(MetadataColumns, EventDataset):
+class NTIDIGITS(EventDataset):
     """N-TIDIGITS18 on 64 cochlea channels.
 
     Labels: the 11 digit words ``o`` ("oh"), ``1``…``9``, ``z`` ("zero") → 0…10 (Tonic's order).
@@ -61,7 +61,6 @@ class NTIDIGITS(MetadataColumns, EventDataset):
     """
 
     recipe = RECIPE
-    extra_metadata = ("speaker_type", "speaker", "production", "digits")
 
     def _check_options(self, single_digits: bool = True) -> dict:
         if not isinstance(single_digits, (bool, np.bool_)):

@@ -176,7 +176,7 @@ def _decode(words, height, state, want_triggers, threads=1):
 
 
 def _shrink(arr, n):
-    """``arr[:n]`` without keeping the unused tail allocated (in-place realloc, no copy)."""
+    """``arr[:n]`` without keeping the unused tail allocated (``realloc``, in place for large blocks)."""
     if n < arr.shape[0]:
         arr.resize(n, refcheck=False)
     return arr

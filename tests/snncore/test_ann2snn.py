@@ -82,6 +82,7 @@ def test_converted_snn_at_T64_within_one_point_of_the_ann(trained, normalization
     assert all(m.v_reset is None and m.v_threshold == 1.0 for m in snn if isinstance(m, IFNode))
     out = torch.cat([ann2snn.simulate(snn, xte[i:i + 500], 64) for i in range(0, len(xte), 500)])
     snn_acc = _accuracy(out, yte)
+    print(f"{normalization} {percentile}: ANN {ann_acc:.4f} SNN(T=64) {snn_acc:.4f}")
     assert abs(snn_acc - ann_acc) <= 0.01, (ann_acc, snn_acc)
 
 
