@@ -187,7 +187,7 @@ def parse_header(path, version=None) -> Aedat2Header:
                 meta["creation_time_ms"] = ms
                 meta["creation_time"] = _dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc).isoformat()
         elif key == "sensorsize":
-            m = re.fullmatch(r"(\d+)\s*x\s*(\d+)", value)
+            m = re.fullmatch(r"([1-9][0-9]*)\s*x\s*([1-9][0-9]*)", value)
             if m:
                 sensor = (int(m.group(1)), int(m.group(2)), 2)
         elif key.startswith("timestamps tick"):

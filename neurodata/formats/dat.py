@@ -84,6 +84,11 @@ def _words(view, rec):
     return w32 if sys.byteorder == "little" else w32.byteswap()
 
 
+def _positive_int(text):
+    """``int(text)`` for a plain positive decimal (ASCII digits), else None."""
+    return int(text) if text and re.fullmatch(r"[0-9]+", text) and int(text) > 0 else None
+
+
 class _Header:
     """Parsed DAT header: lines, data offset, event type/size, version, sensor size."""
 
@@ -127,8 +132,8 @@ class _Header:
             if version not in (1, 2):
                 raise FormatError(path, 0, f"'% Version {declared}': expected 1 or 2; pass version=")
         self.version = version
-        h, w = fields.get("height"), fields.get("width")
-        self.sensor_size = (int(w), int(h), 2) if h and w and h.isdigit() and w.isdigit() else None
+        h, w = (_positive_int(fields.get(k)) for k in ("height", "width"))
+        self.sensor_size = (w, h, 2) if h and w else None
 
 
 def read(path, **options):

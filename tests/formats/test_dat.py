@@ -112,6 +112,13 @@ def test_headerless_file_assumes_type_0_size_8(tmp_path):
     np.testing.assert_array_equal(dat.read_dat(path), make_events([1, 2], [7, 8], [2, 0], [1, 0]))
 
 
+@pytest.mark.parametrize("height, expect", [("7", (9, 7, 2)), ("0", None), ("1²8", None), ("x", None)])
+def test_width_height_lines(tmp_path, height, expect):
+    path = tmp_path / "wh.dat"
+    path.write_bytes(f"% Version 2\n% Height {height}\n% Width 9\n".encode() + b"\x00\x08")
+    assert dat.inspect(path).sensor_size == expect
+
+
 def test_header_only_file_is_zero_events(tmp_path):
     path = tmp_path / "h.dat"
     path.write_bytes(HEADER + b"\x00\x08")
