@@ -526,6 +526,11 @@ class EventsStore(_Store):
             self.has_annotations = "annotations" in f
             self._ann_offsets = f["annotations/offsets"][:] if self.has_annotations else None
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_chunk_t"] = None  # reloaded on first use: keeps pickles (DataLoader workers) small
+        return state
+
     @property
     def has_time_index(self) -> bool:
         """True when the file has a ``time_index`` (files written by neurodata before it lack one)."""

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # lazy submodules
     if name in ("neuron", "surrogate", "encoding", "functional", "layer", "monitor", "ann2snn",
-                "kernels", "train"):
+                "kernels", "train", "sparse", "models", "base"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -9,7 +9,7 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
 def _blocks():
-    for md in sorted(DOCS.glob("*.md")):
+    for md in sorted(p for p in DOCS.glob("*.md") if not p.name.startswith("_")):
         for k, m in enumerate(BLOCK.finditer(md.read_text())):
             yield pytest.param(m.group(1), id=f"{md.name}-{k}")
 

@@ -92,7 +92,7 @@ class Gen1(FolderDataset):
     """
 
     recipe = GEN1_RECIPE
-    folder_names = ("gen1", "detection_dataset_duration_60s_ratio_1.0")
+    folder_names = ("gen1",)
     suffixes = ("_td.dat",)
 
     def _is_dataset_folder(self, path: Path) -> bool:

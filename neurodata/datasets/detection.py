@@ -61,7 +61,8 @@ def read_boxes(data, where: str, num_classes: int) -> np.ndarray:
     bad = (bad < 0) | (bad >= num_classes)
     if bad.any():
         i = int(np.argmax(bad))
-        raise FormatError(where, None, f"box {i} has class_id {raw[names['class_id']][i]}, expected 0…{num_classes - 1}")
+        raise FormatError(where, None,
+                          f"box {i} has class_id {raw[names['class_id']][i]}, expected 0…{num_classes - 1}")
     return out[np.argsort(out["t"], kind="stable")]
 
 

@@ -42,7 +42,9 @@ RECIPE = Recipe(
     licence="not stated here (see https://github.com/lyh983012/ES-imagenet-master)",
     citation="Y. Lin, W. Ding, S. Qiang, L. Deng, G. Li. ES-ImageNet: A Million Event-Stream Classification "
              "Dataset for Spiking Neural Networks. Frontiers in Neuroscience 15:726582, 2021.",
-    orientation="x = column 1, y = column 0 of the pos/neg arrays (SpikingJelly's reading); p = 1 for pos, 0 for neg",
+    orientation="x = column 1, y = column 0 of the pos/neg arrays (SpikingJelly's reading), as stored unless "
+                "center=True (shift by ((254 − a) // 2, (254 − b) // 2) rows/columns, the authors' loader); "
+                "p = 1 for pos, 0 for neg",
     time_origin="as stored: t is the conversion step 1-8 (no physical clock; not µs), t_offset = 0; pos then neg "
                 "events, stably sorted by step",
     split_rule="official: train/ listed in trainlabel.txt (split 'train') and val/ listed in vallabel.txt "
@@ -53,31 +55,43 @@ RECIPE = Recipe(
         f"Download the 25 parts ES-imagenet-0.18.part01.rar … part25.rar from {_CLOUD} (md5s in `neurodata info "
         "esimagenet`), put them in one folder and extract the first part with every part present "
         "(`unrar x ES-imagenet-0.18.part01.rar` or `7z x ES-imagenet-0.18.part01.rar`); this gives the folder "
-        "ES-imagenet-0.18/ with train/, val/, trainlabel.txt and vallabel.txt (about 1.3 M .npz files)."),
+        "ES-imagenet-0.18/ with train/, val/, trainlabel.txt and vallabel.txt (over a million .npz files; "
+        "the authors give about 100 GB)."),
     homepage="https://www.frontiersin.org/articles/10.3389/fnins.2021.726582/full",
 )
 
 
-def parse_label_file(text: str, where: str) -> list[tuple[str, int]]:
-    """``(sample stem, label)`` per non-empty line ``<file name> <label> [...]``; the stem drops
-    folders and the extension (``class3/n01_1.JPEG`` → ``n01_1``)."""
+def parse_label_file(text: str, where: str) -> list[tuple[str, int, int, int]]:
+    """``(sample stem, label, a, b)`` per non-empty line ``<file name> <label> <a> <b>``; the stem
+    drops folders and the extension (``class3/class3_17.npz`` → ``class3_17``); ``a``, ``b`` are
+    the rows and columns of the converted image (at most 254)."""
     out = []
     for k, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
-        if len(parts) < 2 or not parts[1].isdigit() or not 0 <= int(parts[1]) < NUM_CLASSES:
-            raise FormatError(where, None, f"line {k}: {line.strip()!r} is not '<file name> <label 0-999> ...'")
+        if len(parts) != 4 or not all(v.isdigit() for v in parts[1:]) or not 0 <= int(parts[1]) < NUM_CLASSES:
+            raise FormatError(where, None, f"line {k}: {line.strip()!r} is not '<file name> <label 0-999> <a> <b>'")
         stem = parts[0].rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        out.append((stem, int(parts[1])))
+        out.append((stem, int(parts[1]), int(parts[2]), int(parts[3])))
     return out
 
 
 class ESImageNet(FolderDataset):
-    """ES-ImageNet: 256×256×2, 1000 classes, t = step 1-8; ``source=`` is the extracted folder."""
+    """ES-ImageNet: 256×256×2, 1000 classes, t = step 1-8; ``source=`` is the extracted folder.
+
+    Option ``center`` (default False, as stored and as SpikingJelly reads it): shift each sample
+    by ``(254 − a) // 2`` rows and ``(254 − b) // 2`` columns (``a``, ``b`` from the label file), as
+    the authors' loader ``es_imagenet_new.py`` does.
+    """
 
     recipe = RECIPE
     folder_names = ("ES-imagenet-0.18",)
+
+    def _check_options(self, center: bool = False) -> dict:
+        if not isinstance(center, bool):
+            raise TypeError(f"center must be a bool, got {center!r}")
+        return {"center": True} if center else {}
 
     def _resources(self):  # every part, whatever the split (the archive is one)
         return list(self.recipe.resources)
@@ -97,14 +111,16 @@ class ESImageNet(FolderDataset):
             found: dict = {}
             for p in (folder / sub).rglob("*.npz"):
                 found.setdefault(p.stem, []).append(p)
-            for stem, label in sorted(entries, key=lambda e: e[0]):
+            for stem, label, a, b in sorted(entries):
                 paths = found.get(stem, [])
                 if len(paths) != 1:
                     raise FileNotFoundError(f"{label_name} lists {stem}: expected one {sub}/**/{stem}.npz, "
                                             f"found {len(paths)}")
-                yield self._read(paths[0]), label, {"source": paths[0].relative_to(folder).as_posix(), "t_offset": 0}
+                shift = ((254 - a) // 2, (254 - b) // 2) if self.options.get("center") else (0, 0)
+                yield (self._read(paths[0], shift), label,
+                       {"source": paths[0].relative_to(folder).as_posix(), "t_offset": 0})
 
-    def _read(self, path):
+    def _read(self, path, shift):
         where = str(path)
         with np.load(path, allow_pickle=False) as z:
             if "pos" not in z.files or "neg" not in z.files:
@@ -112,7 +128,10 @@ class ESImageNet(FolderDataset):
             pos, neg = z["pos"], z["neg"]
         for name, a in (("pos", pos), ("neg", neg)):
             if a.ndim != 2 or a.shape[1] != 3:
-                raise FormatError(where, None, f"{name} has shape {a.shape}; expected (N, 3) rows of (row, column, step)")
-        both = np.concatenate([pos, neg])
+                raise FormatError(where, None,
+                                  f"{name} has shape {a.shape}; expected (N, 3) rows of (row, column, step)")
+        both = np.concatenate([pos, neg]).astype(np.int64)
+        both[:, 0] += shift[0]
+        both[:, 1] += shift[1]
         p = np.concatenate([np.ones(len(pos), np.uint8), np.zeros(len(neg), np.uint8)])
         return events_from_columns(both[:, 2], both[:, 1], both[:, 0], p, self.recipe.sensor_size, where)[0]

@@ -46,7 +46,8 @@ RECIPE = Recipe(
     sample_counts={},  # MINI-HARDVS counts not published in a form we could verify
     download="manual",
     manual_instructions=(
-        "MINI-HARDVS is a manual download: follow the links on https://github.com/Event-AHU/HARDVS and fetch "
+        "MINI-HARDVS is a manual download: follow the links on https://github.com/Event-AHU/HARDVS (Baidu "
+        "Netdisk when this was written; class descriptions in its HARDVS_300_class.txt) and fetch "
         "MINI_HARDVS_files.zip (md5 9c4cc0d9ba043faa17f6f1a9e9aff982), train_label.txt "
         "(md5 0d642b6e6871034f151b2649a89d8d3c), val_label.txt (md5 cd2cebcba80e4552102bbacf2b5df812) and "
         "test_label.txt (md5 5b664af5843f9b476a9c22626f7f5a59) into one folder (do not extract the zip)."),
@@ -62,7 +63,8 @@ def parse_label_file(text: str, where: str) -> list[tuple[int, str]]:
             continue
         m = _ENTRY.match(line.split()[0])
         if not m or not 1 <= int(m.group(1)) <= 300:
-            raise FormatError(where, None, f"line {k}: {line.strip()!r} is not 'action_XXX/<sample>' with XXX in 001…300")
+            raise FormatError(where, None,
+                              f"line {k}: {line.strip()!r} is not 'action_XXX/<sample>' with XXX in 001…300")
         out.append((int(m.group(1)) - 1, m.group(2)))
     return out
 

@@ -25,8 +25,7 @@ RECIPE = Recipe(
     licence="Prophesee's terms, accepted on its download page (not restated here)",
     citation="A. Sironi, M. Brambilla, N. Bourdis, X. Lagorce, R. Benosman. HATS: Histograms of Averaged "
              "Time Surfaces for Robust Event-based Object Classification. CVPR 2018.",
-    orientation="as stored in the DAT files (x = w & 0x3FFF, y = (w >> 14) & 0x3FFF); no flips "
-                "(old Tonic flipped y through a 240-row sensor, hence its 'minimum_y_value = 140')",
+    orientation="as stored in the DAT files (x = w & 0x3FFF, y = (w >> 14) & 0x3FFF); no flips",
     time_origin="the recording's own zero (DAT timestamps as stored; the crops start at t = 0)",
     split_rule="official: n-cars_train.zip / n-cars_test.zip; label = the member's folder: "
                "background → 0, cars → 1 (never folder order)",

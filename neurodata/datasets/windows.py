@@ -82,7 +82,8 @@ class WindowedDataset(torch.utils.data.Dataset):
         self.window_us = _positive_int(window_us, "window_us")
         self.around_labels = bool(around_labels)
         if self.around_labels and (stride_us is not None or drop_incomplete):
-            raise ValueError("stride_us and drop_incomplete apply to fixed windows; leave them out with around_labels=True")
+            raise ValueError("stride_us and drop_incomplete apply to fixed windows; "
+                             "leave them out with around_labels=True")
         if self.around_labels and not store.has_annotations:
             raise ValueError(f"around_labels=True needs time-stamped annotations; {type(base).__name__} has none")
         self.stride_us = None if self.around_labels else _positive_int(stride_us or self.window_us, "stride_us")

@@ -198,7 +198,7 @@ def parse_header(path, version=None) -> Aedat2Header:
         fam = chip_family(chip_class)
         meta["layout"] = {DVS128: "dvs128", DAVIS: "davis", None: None}[fam]
         size_wh = chip_size(chip_class)
-        if size_wh is not None:
+        if size_wh is not None and sensor is None:  # an explicit '# SensorSize:' line wins
             sensor = size_wh + (2,)
     return Aedat2Header(path=os.fspath(path), lines=tuple(lines), data_offset=pos, version=declared,
                         record_size=rec, chip_class=chip_class, chip_offset=chip_offset,

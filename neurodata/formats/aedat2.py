@@ -25,6 +25,7 @@ from numba import njit
 from ..errors import FormatError
 from ..events import as_events, check_bounds, check_sensor_size, empty_events
 from ._aedat2_header import CHIP_CLASSES, IMU_DTYPE, chip_class_for, parse_header
+from ._aedat2_imu import read_imu
 from ._base import FileInfo, atomic_write
 from ._records import Workers, iter_windows, record_layout, shrink, unwrap_check
 
@@ -72,10 +73,13 @@ def _decode_kernel(w32, layout, prev_t, wraps, out):
     """Decode the polarity events among the records of ``w32`` into ``out`` (from index 0).
 
     ``wraps`` timestamp wraps precede the first record; ``t = raw + wraps * 2**32``. Returns
-    ``(events written, wraps among these records)``; ``out`` has room for every record.
+    ``(events written, wraps among these records, max x, max y)`` (-1: no event); ``out`` has
+    room for every polarity record.
     """
     o = np.uint64(0)
     w0 = wraps
+    mx = np.int64(-1)
+    my = np.int64(-1)
     n = w32.size // 2
     if layout == 0:
         for i in range(n):
@@ -86,9 +90,13 @@ def _decode_kernel(w32, layout, prev_t, wraps, out):
             prev_t = t
             if a & 0x8000 or o >= out.size:
                 continue
+            x = np.int64((a >> 1) & 0x7F)
+            y = np.int64((a >> 8) & 0x7F)
+            mx = max(mx, x)
+            my = max(my, y)
             out[o]["t"] = t + (wraps << 32)
-            out[o]["x"] = (a >> 1) & 0x7F
-            out[o]["y"] = (a >> 8) & 0x7F
+            out[o]["x"] = x
+            out[o]["y"] = y
             out[o]["p"] = 1 - (a & 1)
             o += np.uint64(1)
     else:
@@ -100,32 +108,16 @@ def _decode_kernel(w32, layout, prev_t, wraps, out):
             prev_t = t
             if a & 0x80000400 or o >= out.size:
                 continue
+            x = np.int64((a >> 12) & 0x3FF)
+            y = np.int64((a >> 22) & 0x1FF)
+            mx = max(mx, x)
+            my = max(my, y)
             out[o]["t"] = t + (wraps << 32)
-            out[o]["x"] = (a >> 12) & 0x3FF
-            out[o]["y"] = (a >> 22) & 0x1FF
+            out[o]["x"] = x
+            out[o]["y"] = y
             out[o]["p"] = (a >> 11) & 1
             o += np.uint64(1)
-    return o, wraps - w0
-
-
-@njit(cache=True, nogil=True)
-def _imu_records_kernel(w32, prev_t, wraps, t_out, a_out):
-    """Unwrapped timestamps and addresses of the IMU records (bit 31 = 1, bits 10-11 = 3) of ``w32``.
-
-    Returns ``(count, last raw t, wraps)``.
-    """
-    k = 0
-    for i in range(w32.size // 2):
-        a = _bswap(w32[2 * i])
-        t = np.int64(_bswap(w32[2 * i + 1]))
-        if prev_t - t > 2147483648:
-            wraps += 1
-        prev_t = t
-        if (a >> 31) == 1 and ((a >> 10) & 3) == 3:
-            t_out[k] = t + (wraps << 32)
-            a_out[k] = a
-            k += 1
-    return k, prev_t, wraps
+    return o, wraps - w0, mx, my
 
 
 def _words(view, rec):
@@ -139,52 +131,6 @@ def _words(view, rec):
         view = wide.reshape(-1)
     w32 = view.view(np.uint32)
     return w32 if sys.byteorder == "little" else w32.byteswap()
-
-
-@njit(cache=True, nogil=True)
-def _imu_group_kernel(t, a, out_t, out_v):
-    """Group IMU records into samples; returns how many complete samples were written.
-
-    A sample runs from a code-0 record (accel x) to the next code-6 record (gyro z) and is kept
-    when all seven codes (bits 28-30) occurred; its ``t`` is the code-0 record's. Records before
-    a code-0 record, code-7 records and incomplete groups (e.g. at the end of a file) are dropped.
-    """
-    n = 0
-    mask = 0
-    t0 = 0
-    vals = np.zeros(7, np.int16)
-    for i in range(t.size):
-        code = (a[i] >> 28) & 7
-        if code == 7:
-            mask = 0
-            continue
-        if code == 0:
-            mask = 0
-            t0 = t[i]
-        elif mask == 0:
-            continue
-        v = np.int32((a[i] >> 12) & 0xFFFF)
-        vals[code] = v - 65536 if v >= 32768 else v
-        mask |= 1 << code
-        if code == 6:
-            if mask == 0x7F:
-                out_t[n] = t0
-                out_v[n, :] = vals
-                n += 1
-            mask = 0
-    return n
-
-
-def imu_samples(t, a):
-    """``IMU_DTYPE`` samples from the unwrapped timestamps ``t`` and addresses ``a`` of IMU records."""
-    out_t = np.empty(t.size // 7 + 1, np.int64)
-    out_v = np.empty((t.size // 7 + 1, 7), np.int16)
-    n = _imu_group_kernel(t, a, out_t, out_v)
-    out = np.empty(n, IMU_DTYPE)
-    out["t"] = out_t[:n]
-    for k, name in enumerate(IMU_DTYPE.names[1:]):
-        out[name] = out_v[:n, k]
-    return out
 
 
 def _raw_t(w32, i):
@@ -202,7 +148,7 @@ def _open(path, chip, version):
     return header, (layout, guess), n
 
 
-def _windows(path, header, layout, n, workers, out_for, window_bytes=None):
+def _windows(path, header, layout, n, workers, out_for, window_bytes=None, check=True):
     """Decode window by window; ``out_for(k)`` gives ``(out, pos)`` with room for ``k`` events
     at ``pos``. Yields ``(out, pos, written)`` after each window.
 
@@ -229,8 +175,36 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None):
         res = workers.map(lambda c: _decode_kernel(parts[c], layout, firsts[c], wr[c],
                                                    out[pos + kept[c]:pos + kept[c] + room[c]]),
                           len(parts))
+        if check and header.sensor_size is not None:
+            W, H, _ = header.sensor_size
+            if max(r[2] for r in res) >= W or max(r[3] for r in res) >= H:
+                _raise_outside(path, header, layout, view, r0)
         prev_t, wraps = _raw_t(w32, k - 1), int(wr[-1] + res[-1][1])
         yield out, pos, int(kept[-1] + res[-1][0])
+
+
+def _raise_outside(path, header, layout, view, r0):
+    """``FormatError`` at the first polarity record of the window outside the declared sensor."""
+    W, H, _ = header.sensor_size
+    a = _bswap_np(view, header.record_size)
+    if layout == DVS128:
+        ok = (a & 0x8000) == 0
+        x, y = (a >> 1) & 0x7F, (a >> 8) & 0x7F
+    else:
+        ok = (a & 0x80000400) == 0
+        x, y = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF
+    i = int(np.argmax(ok & ((x >= W) | (y >= H))))
+    raise FormatError(path, header.data_offset + (r0 + i) * header.record_size,
+                      f"event (x={x[i]}, y={y[i]}) outside the {W}x{H} sensor of "
+                      f"{header.chip_class or 'the SensorSize line'}; pass chip= for another layout, "
+                      "or ignore_bounds=True to read the coordinates as stored")
+
+
+def _bswap_np(view, rec):
+    """Addresses of the records of a window (numpy, for error paths)."""
+    if rec == 8:
+        return view.reshape(-1, 8)[:, :4].copy().view(">u4").reshape(-1).astype(np.uint32)
+    return view.reshape(-1, 6)[:, :2].copy().view(">u2").reshape(-1).astype(np.uint32)
 
 
 def _check_16bit(path, header, view, r0):
@@ -248,7 +222,8 @@ def read(path, **options):
     return read_aedat2(path, **options)
 
 
-def read_aedat2(path, *, chip=None, imu: bool = False, version=None, threads=None):
+def read_aedat2(path, *, chip=None, imu: bool = False, version=None, ignore_bounds=False,
+                threads=None):
     """Decode the polarity events (and optionally IMU samples) of a jAER AEDAT 2.0/1.0 file.
 
     Parameters
@@ -262,6 +237,9 @@ def read_aedat2(path, *, chip=None, imu: bool = False, version=None, threads=Non
     version : {1, 2}, optional
         Force the record size (1: 6 bytes, 2: 8 bytes); default from ``#!AER-DATx.y``, 1.0 when
         the header has no version line.
+    ignore_bounds : bool
+        Keep polarity events outside the sensor size of the chip class (or ``# SensorSize:``
+        line); by default such an event raises ``FormatError``.
     threads : int, optional
         Decoding threads; the result never depends on it.
 
@@ -276,8 +254,8 @@ def read_aedat2(path, *, chip=None, imu: bool = False, version=None, threads=Non
     ------
     FormatError
         No AEDAT header, a header line without line end, an unknown chip class without
-        ``chip=``, or wide addresses without chip information. A trailing partial record is
-        ignored with a ``UserWarning``.
+        ``chip=``, wide addresses without chip information, an event outside the chip's sensor.
+        A trailing partial record is ignored with a ``UserWarning``.
     """
     header, layout, n = _open(path, chip, version)
     out = empty_events(n)
@@ -287,32 +265,18 @@ def read_aedat2(path, *, chip=None, imu: bool = False, version=None, threads=Non
         return out, written
 
     with Workers(threads) as workers:
-        for _, _, w in _windows(path, header, layout, n, workers, out_for):
+        for _, _, w in _windows(path, header, layout, n, workers, out_for, check=not ignore_bounds):
             written += w
     events = shrink(out, written)
     if not imu:
         return events
-    return events, _read_imu(path, header, layout[0], n)
+    if layout[0] != DAVIS or header.record_size != 8:
+        return events, np.zeros(0, IMU_DTYPE)
+    return events, read_imu(path, header.data_offset, n)
 
 
-def _read_imu(path, header, layout, n):
-    if layout != DAVIS or header.record_size != 8:
-        return np.zeros(0, IMU_DTYPE)
-    ts, addrs = [], []
-    prev_t, wraps = -1, 0
-    for _, view in iter_windows(path, header.data_offset, 8, n):
-        k = view.size // 8
-        t_out = np.empty(k, np.int64)
-        a_out = np.empty(k, np.uint32)
-        m, prev_t, wraps = _imu_records_kernel(_words(view, 8), prev_t, wraps, t_out, a_out)
-        ts.append(t_out[:m])
-        addrs.append(a_out[:m])
-    if not ts:
-        return np.zeros(0, IMU_DTYPE)
-    return imu_samples(np.concatenate(ts), np.concatenate(addrs))
-
-
-def iter_blocks(path, block_bytes: int, *, chip=None, version=None, threads=None):
+def iter_blocks(path, block_bytes: int, *, chip=None, version=None, ignore_bounds=False,
+                threads=None):
     """Yield the polarity events decoded from windows of about ``block_bytes`` bytes."""
     header, layout, n = _open(path, chip, version)
 
@@ -320,7 +284,8 @@ def iter_blocks(path, block_bytes: int, *, chip=None, version=None, threads=None
         return empty_events(k), 0
 
     with Workers(threads) as workers:
-        for out, _, w in _windows(path, header, layout, n, workers, out_for, block_bytes):
+        for out, _, w in _windows(path, header, layout, n, workers, out_for, block_bytes,
+                                  check=not ignore_bounds):
             yield out[:w]
 
 

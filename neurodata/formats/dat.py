@@ -56,21 +56,28 @@ def _decode_kernel(w32, layout, prev_t, wraps, out):
     """Decode the records of ``w32`` (``uint32`` pairs t, w) into ``out`` (same length).
 
     ``layout = (x shift, x mask, y shift, y mask, p shift)``; ``wraps`` wraps precede the first
-    record; ``t = stored + wraps * 2**32``. Returns the wraps among these records.
+    record; ``t = stored + wraps * 2**32``. Returns ``(wraps among these records, max x, max y)``
+    (-1 for no records).
     """
     xs, xm, ys, ym, ps = layout
     w0 = wraps
+    mx = np.int64(-1)
+    my = np.int64(-1)
     for i in range(min(w32.size // 2, out.size)):
         t = np.int64(w32[2 * i])
         if prev_t - t > 2147483648:
             wraps += 1
         prev_t = t
         w = w32[2 * i + 1]
+        x = np.int64((w >> xs) & xm)
+        y = np.int64((w >> ys) & ym)
+        mx = max(mx, x)
+        my = max(my, y)
         out[i]["t"] = t + (wraps << 32)
-        out[i]["x"] = (w >> xs) & xm
-        out[i]["y"] = (w >> ys) & ym
+        out[i]["x"] = x
+        out[i]["y"] = y
         out[i]["p"] = (w >> ps) & 1
-    return wraps - w0
+    return wraps - w0, mx, my
 
 
 _LAYOUTS = {2: (0, 0x3FFF, 14, 0x3FFF, 28), 1: (0, 0x1FF, 9, 0xFF, 17)}
@@ -136,12 +143,25 @@ class _Header:
         self.sensor_size = (w, h, 2) if h and w else None
 
 
+def _check_bounds(path, hdr, events, r0, mx, my):
+    """``FormatError`` at the first event outside the ``% Width``/``% Height`` the header declares."""
+    W, H, _ = hdr.sensor_size
+    if mx < W and my < H:
+        return
+    i = int(np.argmax((events["x"] >= W) | (events["y"] >= H)))
+    e = events[i]
+    raise FormatError(path, hdr.data_offset + (r0 + i) * hdr.event_size,
+                      f"event (x={e['x']}, y={e['y']}) outside the sensor the header declares "
+                      f"(Width {W}, Height {H}); a version-1 file read as version 2? pass version=1, "
+                      "or ignore_bounds=True to read the coordinates as stored")
+
+
 def read(path, **options):
     """Read a Prophesee DAT file (see ``read_dat``)."""
     return read_dat(path, **options)
 
 
-def _windows(path, hdr, n, workers, out_for, window_bytes=None):
+def _windows(path, hdr, n, workers, out_for, window_bytes=None, check=True):
     """Decode window by window into ``out_for(k) -> (out, pos)``; yields ``(out, k)``.
 
     The chunks of a window are decoded in parallel, each assuming no wrap in the chunks before
@@ -150,15 +170,17 @@ def _windows(path, hdr, n, workers, out_for, window_bytes=None):
     """
     rec, layout = hdr.event_size, _LAYOUTS[hdr.version]
     prev_t, wraps = -1, 0
-    for _, view in iter_windows(path, hdr.data_offset, rec, n, window_bytes):
+    for r0, view in iter_windows(path, hdr.data_offset, rec, n, window_bytes):
         w32 = _words(view, rec)
         k = w32.size // 2
         b = workers.bounds(k, 8)
         firsts = [prev_t] + [int(w32[2 * (int(i) - 1)]) for i in b[1:-1]]
         out, pos = out_for(k)
-        own = workers.map(lambda c: _decode_kernel(w32[2 * b[c]:2 * b[c + 1]], layout, firsts[c], wraps,
+        res = workers.map(lambda c: _decode_kernel(w32[2 * b[c]:2 * b[c + 1]], layout, firsts[c], wraps,
                                                    out[pos + b[c]:pos + b[c + 1]]), b.size - 1)
-        before = np.cumsum(own, dtype=np.int64)
+        before = np.cumsum([r[0] for r in res], dtype=np.int64)
+        if check and hdr.sensor_size is not None:
+            _check_bounds(path, hdr, out[pos:pos + k], r0, max(r[1] for r in res), max(r[2] for r in res))
         for c in range(1, b.size - 1):
             if before[c - 1]:
                 out["t"][pos + b[c]:pos + b[c + 1]] += int(before[c - 1]) << 32
@@ -166,7 +188,7 @@ def _windows(path, hdr, n, workers, out_for, window_bytes=None):
         yield out, k
 
 
-def read_dat(path, *, version=None, threads=None) -> np.ndarray:
+def read_dat(path, *, version=None, ignore_bounds=False, threads=None) -> np.ndarray:
     """Decode a Prophesee DAT file of CD events.
 
     Parameters
@@ -174,6 +196,9 @@ def read_dat(path, *, version=None, threads=None) -> np.ndarray:
     path : str or os.PathLike
     version : {1, 2}, optional
         Bit layout of the data word; default from ``% Version`` (2 when absent).
+    ignore_bounds : bool
+        Keep events outside the ``% Width``/``% Height`` the header declares (default: such an
+        event raises ``FormatError``).
     threads : int, optional
         Decoding threads; the result never depends on it.
 
@@ -186,7 +211,7 @@ def read_dat(path, *, version=None, threads=None) -> np.ndarray:
     ------
     FormatError
         Empty file, a header without the type/size bytes, ``event_size < 8``, a non-CD event
-        type, an unknown version. A trailing partial record is ignored with a ``UserWarning``.
+        type, an unknown version, an event outside the declared Width/Height. A trailing partial record is ignored with a ``UserWarning``.
     """
     hdr = _Header(path, version)
     n, _ = record_layout(path, hdr.data_offset, hdr.event_size, "DAT")
@@ -197,17 +222,18 @@ def read_dat(path, *, version=None, threads=None) -> np.ndarray:
         return out, pos
 
     with Workers(threads) as workers:
-        for _, k in _windows(path, hdr, n, workers, out_for):
+        for _, k in _windows(path, hdr, n, workers, out_for, check=not ignore_bounds):
             pos += k
     return out
 
 
-def iter_blocks(path, block_bytes: int, *, version=None, threads=None):
+def iter_blocks(path, block_bytes: int, *, version=None, ignore_bounds=False, threads=None):
     """Yield the events decoded from windows of about ``block_bytes`` bytes (wraps carry over)."""
     hdr = _Header(path, version)
     n, _ = record_layout(path, hdr.data_offset, hdr.event_size, "DAT")
     with Workers(threads) as workers:
-        for out, _ in _windows(path, hdr, n, workers, lambda k: (empty_events(k), 0), block_bytes):
+        for out, _ in _windows(path, hdr, n, workers, lambda k: (empty_events(k), 0), block_bytes,
+                               check=not ignore_bounds):
             yield out
 
 

@@ -7,19 +7,20 @@ backward recomputes ``H`` per block of neurons into a cache-sized scratch instea
 re-reading a ``[T, M]`` tensor. Backward evaluates the built-in surrogate derivative inside the
 kernel (exp-free or with a vectorisable float32 ``exp``, relative error < 1e-6) and runs the BPTT
 recurrence. Only built-in surrogates run here (``snncore.surrogate.kernel_spec``); dispatch sends
-custom ones to the reference path. Threads: ``torch.get_num_threads()`` for the call (at most
-``NUMBA_NUM_THREADS``).
+custom ones to the reference path. Threads: ``torch.get_num_threads()`` Python threads run the
+GIL-free kernels on contiguous ranges of neuron blocks (results do not depend on the split).
 """
 from __future__ import annotations
 
-import contextlib
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 import torch
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from ._config import IF, PLIF, KernelConfig
@@ -131,12 +132,11 @@ def _charge_fire_reset(x, v, kind, decay_input, k, v_th, hard, v_reset):
     return h, s, v
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _neuron_forward_kernel(x, v0, spikes, v_out, kind, decay_input, k, v_th, hard, v_reset,
-                           store_v, block):
+                           store_v, block, b_lo, b_hi):
     T, M = x.shape
-    nblocks = (M + block - 1) // block
-    for b in prange(nblocks):
+    for b in range(b_lo, b_hi):
         lo = b * block
         n = min(block, M - lo)
         v = v0[lo:lo + n].copy()
@@ -153,15 +153,14 @@ def _neuron_forward_kernel(x, v0, spikes, v_out, kind, decay_input, k, v_th, har
     return 0
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _neuron_backward_kernel(x, v0, gs, gv, gx, gv0, gk_part, kind, decay_input, k, v_th, hard,
-                            v_reset, detach_reset, store_v, sg_id, p0, p1, block):
+                            v_reset, detach_reset, store_v, sg_id, p0, p1, block, b_lo, b_hi):
     T, M = x.shape
     one = np.float32(1.0)
     zero = np.float32(0.0)
     keep = one - k  # dH[t]/dV[t-1]
-    nblocks = (M + block - 1) // block
-    for b in prange(nblocks):
+    for b in range(b_lo, b_hi):
         lo = b * block
         n = min(block, M - lo)
         hs = np.empty((T, n), np.float32)  # recomputed H of this block
@@ -215,17 +214,28 @@ def _neuron_backward_kernel(x, v0, gs, gv, gx, gv0, gk_part, kind, decay_input, 
     return 0
 
 
-@contextlib.contextmanager
-def _threads():
-    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    before = numba.get_num_threads()
-    if want != before:
-        numba.set_num_threads(want)
-    try:
-        yield
-    finally:
-        if want != before:
-            numba.set_num_threads(before)
+_POOL: list = []  # the worker threads, created on first parallel use
+
+
+def _run_blocks(kernel, args, nblocks: int) -> None:
+    """Run ``kernel(*args, b_lo, b_hi)`` over blocks ``[0, nblocks)`` split across threads.
+
+    The kernels release the GIL (``nogil=True``); ``torch.get_num_threads()`` threads run contiguous
+    ranges of blocks. Plain Python threads that sleep when idle: no second OpenMP runtime spinning
+    next to torch's.
+    """
+    n = max(1, min(torch.get_num_threads(), nblocks))
+    if n == 1:
+        kernel(*args, 0, nblocks)
+        return
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                        thread_name_prefix="snncore-cpu"))
+    edges = [nblocks * i // n for i in range(n + 1)]
+    futures = [_POOL[0].submit(kernel, *args, edges[i], edges[i + 1]) for i in range(1, n)]
+    kernel(*args, edges[0], edges[1])  # this thread takes the first range
+    for f in futures:
+        f.result()
 
 
 def _block(T: int) -> int:
@@ -254,10 +264,10 @@ def forward(cfg: KernelConfig, x2d: torch.Tensor, v0: torch.Tensor, k, *, save: 
     v0 = v0.detach().contiguous()
     spikes = torch.empty((T, M), dtype=torch.float32)
     v_out = torch.empty((T if store_v else 1, M), dtype=torch.float32)
-    with _threads():
-        _neuron_forward_kernel(_np(xf), _np(v0), _np(spikes), _np(v_out), cfg.kind,
-                               cfg.decay_input, _scalar(k), np.float32(cfg.v_threshold), cfg.hard,
-                               np.float32(cfg.v_reset), store_v, _block(T))
+    block = _block(T)
+    args = (_np(xf), _np(v0), _np(spikes), _np(v_out), cfg.kind, cfg.decay_input, _scalar(k),
+            np.float32(cfg.v_threshold), cfg.hard, np.float32(cfg.v_reset), store_v, block)
+    _run_blocks(_neuron_forward_kernel, args, (M + block - 1) // block)
     return spikes.to(x2d.dtype), v_out, ((xf, v0) if save else ())
 
 
@@ -279,9 +289,8 @@ def backward(cfg: KernelConfig, spec, saved, gs: torch.Tensor, gv: torch.Tensor,
     gk_part = np.zeros((M + block - 1) // block, np.float64)
     sg_id, p0, p1 = spec
     kk = np.float32(1.0) if cfg.kind == IF else _scalar(k)
-    with _threads():
-        _neuron_backward_kernel(_np(xf), _np(v0), _np(gs), _np(gv), _np(gx), _np(gv0), gk_part,
-                                cfg.kind, cfg.decay_input, kk, np.float32(cfg.v_threshold),
-                                cfg.hard, np.float32(cfg.v_reset), cfg.detach_reset, store_v,
-                                sg_id, np.float32(p0), np.float32(p1), block)
+    args = (_np(xf), _np(v0), _np(gs), _np(gv), _np(gx), _np(gv0), gk_part, cfg.kind,
+            cfg.decay_input, kk, np.float32(cfg.v_threshold), cfg.hard, np.float32(cfg.v_reset),
+            cfg.detach_reset, store_v, sg_id, np.float32(p0), np.float32(p1), block)
+    _run_blocks(_neuron_backward_kernel, args, len(gk_part))
     return gx, gv0, (float(gk_part.sum()) if cfg.kind == PLIF else None)

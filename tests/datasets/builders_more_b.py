@@ -145,8 +145,11 @@ def hardvs_files(tmp_path, actions=(1, 2, 300), per_action=3, seed=0):
 
 
 def esimagenet_folder(tmp_path, classes=(0, 7, 999), per_class=2, seed=0):
-    """``ES-imagenet-0.18/`` with ``train/class<k>/<stem>.npz``, ``val/<stem>.npz`` and the label
-    files; the expected (stem, label, pos, neg) per split (sorted by stem)."""
+    """``ES-imagenet-0.18/`` as the authors' converters write it: ``train/class<k>/class<k>_<n>.npz``
+    listed as ``class<k>/class<k>_<n>.npz <k> <a> <b>`` in ``trainlabel.txt``, ``val/<name>.npz``
+    listed in ``vallabel.txt``; ``pos``/``neg`` uint8 (N, 3) of (row, column, step 1-8) within
+    (16, 240) and inside the a × b converted image (+2 for the saccade). Returns the folder and,
+    per split, the sorted (stem, label, pos, neg, a, b)."""
     rng = np.random.default_rng(seed)
     root = tmp_path / "ES-imagenet-0.18"
     expected = {"train": [], "test": []}
@@ -154,14 +157,15 @@ def esimagenet_folder(tmp_path, classes=(0, 7, 999), per_class=2, seed=0):
     for c in classes:
         for k in range(per_class):
             for split, sub in (("train", f"train/class{c}"), ("test", "val")):
-                stem = f"n{c:08d}_{k}" if split == "train" else f"ILSVRC2012_val_{c:05d}{k}"
-                pos = np.stack([rng.integers(0, 256, 30), rng.integers(0, 256, 30), rng.integers(1, 9, 30)], 1)
-                neg = np.stack([rng.integers(0, 256, 20), rng.integers(0, 256, 20), rng.integers(1, 9, 20)], 1)
+                stem = f"class{c}_{k + 1}" if split == "train" else f"ILSVRC2012_val_{c * 10 + k:08d}"
+                a, b = (254, int(rng.integers(120, 254))) if k % 2 else (int(rng.integers(120, 254)), 254)
+                pos, neg = (np.stack([rng.integers(17, min(240, a + 2), n), rng.integers(17, min(240, b + 2), n),
+                                      rng.integers(1, 9, n)], 1).astype(np.uint8) for n in (30, 20))
                 (root / sub).mkdir(parents=True, exist_ok=True)
                 (root / sub / f"{stem}.npz").write_bytes(_npz(pos=pos, neg=neg))
-                listed = f"class{c}/{stem}.JPEG" if split == "train" else f"{stem}.JPEG"
-                lines[split].append(f"{listed} {c} {int(rng.integers(100, 254))} {int(rng.integers(100, 254))}")
-                expected[split].append((stem, c, pos, neg))
+                listed = f"class{c}/{stem}.npz" if split == "train" else f"{stem}.npz"
+                lines[split].append(f"{listed} {c} {a} {b}")
+                expected[split].append((stem, c, pos, neg, a, b))
     (root / "trainlabel.txt").write_text("\n".join(lines["train"]) + "\n")
     (root / "vallabel.txt").write_text("\n".join(lines["test"]) + "\n")
     for split in expected:

@@ -207,13 +207,16 @@ def test_hardvs_rejects_a_bad_label_line(http_server, tmp_path):
 def test_esimagenet_extracted_folder(tmp_path):
     folder, expected = b.esimagenet_folder(tmp_path)
     root = tmp_path / "root"
-    for split in ("train", "test"):
-        ds = ESImageNet(root=root, split=split, source=folder)
+    for split, center in (("train", False), ("test", False), ("train", True)):
+        ds = ESImageNet(root=root, split=split, source=folder, center=center)
         assert len(ds) == 6 and ds.sensor_size == (256, 256, 2) and len(ds.classes) == 1000
-        for i, (stem, label, pos, neg) in enumerate(expected[split]):
+        for i, (stem, label, pos, neg, a, c) in enumerate(expected[split]):
             ev, lab = ds[i]
             assert lab == label and ds.metadata(i)["source"].endswith(f"{stem}.npz")
-            both = np.concatenate([pos, neg])
+            both = np.concatenate([pos, neg]).astype(int)
+            if center:
+                both[:, 0] += (254 - a) // 2
+                both[:, 1] += (254 - c) // 2
             order = np.argsort(both[:, 2], kind="stable")
             assert np.array_equal(ev["t"], both[order, 2])                  # steps 1-8, as stored
             assert np.array_equal(ev["x"], both[order, 1]) and np.array_equal(ev["y"], both[order, 0])
@@ -222,3 +225,6 @@ def test_esimagenet_extracted_folder(tmp_path):
         ESImageNet(root=tmp_path / "empty", split="train")
     assert "ES-imagenet-0.18.part01.rar" in str(e.value) and "unrar x" in str(e.value)
     assert ESImageNet.recipe.resources[24].checksum == "md5:0802ccdeb0cff29237faf55164524101"
+    (folder / "vallabel.txt").write_text("ILSVRC2012_val_00000001.npz 1000 200 254\n")
+    with pytest.raises(FormatError, match="line 1"):
+        ESImageNet(root=tmp_path / "root2", split="test", source=folder)

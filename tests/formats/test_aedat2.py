@@ -17,7 +17,8 @@ from tests.helpers import column_digests
 SAMPLES = ("aedat2/dvs128_walking.aedat", "aedat2/davis240c_imu_boxes.aedat",
            "aedat2/davis346red_header_only.aedat")
 DVS_HEADER = b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n"
-DAVIS_HEADER = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n"
+# a DAVIS class without a known size: random 10/9-bit coordinates are not checked against a sensor
+DAVIS_HEADER = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.DavisChip\r\n"
 
 
 # ---------------------------------------------------------------- reference (the specification)
@@ -251,6 +252,27 @@ def test_unknown_chip_class_asks_for_chip(tmp_path):
     assert aedat2.read_aedat2(path, chip="dvs128").size == 1
     with pytest.raises(ValueError, match="chip="):
         aedat2.read_aedat2(path, chip="atis")
+
+
+def test_event_outside_chip_sensor(tmp_path, small_chunks):
+    header = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n"
+    body = struct.pack(">IIIIII", (179 << 22) | (239 << 12), 1, 0x80000C00, 2, (5 << 22) | (240 << 12), 3)
+    path = tmp_path / "oob.aedat"
+    path.write_bytes(header + body)
+    with pytest.raises(FormatError, match=r"oob\.aedat at byte \d+: event \(x=240, y=5\) outside the 240x180") as e:
+        aedat2.read_aedat2(path)
+    assert e.value.offset == len(header) + 16
+    with pytest.raises(FormatError):
+        list(aedat2.iter_blocks(path, 8))
+    np.testing.assert_array_equal(aedat2.read_aedat2(path, ignore_bounds=True),
+                                  make_events([1, 3], [239, 240], [179, 5], [0, 0]))
+    small = tmp_path / "small.aedat"  # a '# SensorSize:' line wins over the chip's size
+    aedat2.write_aedat2(small, make_events([0, 1], [3, 40], [3, 3], [1, 1]), chip="dvs128")
+    small.write_bytes(small.read_bytes().replace(b"# AEChip", b"# SensorSize: 34x34\r\n# AEChip"))
+    assert aedat2.inspect(small).sensor_size == (34, 34, 2)
+    with pytest.raises(FormatError, match=r"event \(x=40, y=3\) outside the 34x34"):
+        aedat2.read_aedat2(small)
+    assert aedat2.read_aedat2(small, ignore_bounds=True).size == 2
 
 
 # ---------------------------------------------------------------- bad input

@@ -84,8 +84,10 @@ def test_generated_files_match_reference(tmp_path, small_chunks, event_size, ver
     path.write_bytes(data)
     ref = reference_decode(data, len(header), event_size, version)
     assert (np.diff(ref["t"]) >= 0).all() and ref["t"][-1] > 2**32  # wrapped and unwrapped
-    np.testing.assert_array_equal(dat.read_dat(path, threads=threads), ref)
-    np.testing.assert_array_equal(np.concatenate(list(dat.iter_blocks(path, 100))), ref)
+    with pytest.raises(FormatError, match="outside the sensor"):  # random x, y vs Width 9, Height 7
+        dat.read_dat(path, threads=threads)
+    np.testing.assert_array_equal(dat.read_dat(path, threads=threads, ignore_bounds=True), ref)
+    np.testing.assert_array_equal(np.concatenate(list(dat.iter_blocks(path, 100, ignore_bounds=True))), ref)
     info = dat.inspect(path)
     assert (info.sensor_size, info.event_count, info.metadata["version"]) == ((9, 7, 2), 2500, version)
 
@@ -144,6 +146,20 @@ def test_bad_input_raises_format_error(tmp_path, content, offset, match):
     with pytest.raises(FormatError, match=match) as e:
         dat.read_dat(path)
     assert e.value.offset == offset and e.value.path == str(path)
+
+
+def test_event_outside_declared_sensor(tmp_path, small_chunks):
+    header = HEADER + b"% Height 10\n% Width 20\n\x00\x08"
+    body = struct.pack("<IIIIII", 1, 19 | (9 << 14), 2, 20 | (3 << 14), 3, 1 | (10 << 14))
+    path = tmp_path / "oob.dat"
+    path.write_bytes(header + body)
+    with pytest.raises(FormatError, match=r"oob\.dat at byte \d+: event \(x=20, y=3\) outside") as e:
+        dat.read_dat(path)
+    assert e.value.offset == len(header) + 8
+    with pytest.raises(FormatError):
+        list(dat.iter_blocks(path, 8))
+    np.testing.assert_array_equal(dat.read_dat(path, ignore_bounds=True),
+                                  make_events([1, 2, 3], [19, 20, 1], [9, 3, 10], [0, 0, 0]))
 
 
 def test_trailing_partial_record_warns(tmp_path):
