@@ -10,8 +10,11 @@ pauses, in the real files' clock (starting a few seconds after 0). Inside a wind
 "hands" (discs of radius 6–10 px) move along the class's trajectory (circles clockwise or
 counter-clockwise, horizontal or vertical waves, figure-eights, ...); an event lies on a disc's
 edge (radius ± 1.5 px Gaussian) and is ON on the leading edge, OFF on the trailing one (10 %
-flipped). 85 % of the events fall in windows, 10 % in the pauses (slow drift of one hand), 5 %
-are uniform background noise. Timestamps are sorted, several events may share a µs.
+flipped). 85 % of the edge crossings fall in windows, 10 % in the pauses (slow drift of one
+hand), 5 % are uniform background noise. As a DVS does, each crossing fires a burst of
+1 + Poisson(0.8) events of the same pixel and polarity ≈ 60 µs apart (exponential gaps), and the
+readout is row by row: within each 200 µs slot, events are ordered by (y, x) and the events of one
+row share that row's earliest timestamp. Timestamps are sorted (non-decreasing).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import numpy as np
 SENSOR = (128, 128, 2)
 LIGHTINGS = ("fluorescent", "fluorescent_led", "lab", "led", "natural")
 EVENTS_PER_RECORDING = 1_300_000
+BURST = 1.8          # mean events per edge crossing
+READOUT_US = 200     # arbiter slot: the events of one row in one slot share a timestamp
 
 
 def _trajectory(cls: int, tt: np.ndarray, params) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +64,7 @@ def recording(rng, n_events: int = EVENTS_PER_RECORDING):
     """``(events (EVENT_DTYPE, sorted by t), label rows [(class, start_us, end_us)])`` of one recording."""
     from neurodata.events import make_events
 
-    n_events = int(n_events * rng.uniform(0.9, 1.1))
+    n_events = int(n_events * rng.uniform(0.9, 1.1) / BURST)
     classes = rng.permutation(np.arange(1, 12))
     t = int(rng.uniform(1e6, 4e6))
     rows = []
@@ -98,9 +103,26 @@ def recording(rng, n_events: int = EVENTS_PER_RECORDING):
     t_all = np.concatenate(parts_t)
     x_all, y_all, p_all = (np.concatenate(v) for v in (parts_x, parts_y, parts_p))
     keep = (x_all >= 0) & (x_all < 128) & (y_all >= 0) & (y_all < 128)
-    order = np.argsort(t_all[keep], kind="stable")
-    ev = make_events(t_all[keep][order], x_all[keep][order].astype(np.uint16),
-                     y_all[keep][order].astype(np.uint16), p_all[keep][order].astype(np.uint8))
+    t_all, x_all, y_all, p_all = t_all[keep], x_all[keep], y_all[keep], p_all[keep]
+    # bursts: a pixel crossed by an edge fires 1 + Poisson(BURST - 1) events, ≈ 60 µs apart
+    k = 1 + rng.poisson(BURST - 1, t_all.shape[0])
+    idx = np.repeat(np.arange(t_all.shape[0]), k)
+    first = np.repeat(np.cumsum(k) - k, k)
+    gap = rng.exponential(60.0, idx.shape[0])
+    gap[first == np.arange(idx.shape[0])] = 0
+    csum = np.cumsum(gap)
+    t_all = t_all[idx] + np.rint(csum - csum[first]).astype(np.int64)
+    x_all, y_all, p_all = x_all[idx], y_all[idx], p_all[idx]
+    # arbiter readout: within a READOUT_US slot, rows are read in order and share one timestamp
+    slot = t_all // READOUT_US
+    order = np.lexsort((x_all, y_all, slot))
+    t_all, x_all, y_all, p_all, slot = t_all[order], x_all[order], y_all[order], p_all[order], slot[order]
+    group = np.r_[True, (slot[1:] != slot[:-1]) | (y_all[1:] != y_all[:-1])]
+    starts = np.flatnonzero(group)
+    t_all = np.repeat(np.minimum.reduceat(t_all, starts), np.diff(np.r_[starts, t_all.shape[0]]))
+    order = np.argsort(t_all, kind="stable")
+    ev = make_events(t_all[order], x_all[order].astype(np.uint16), y_all[order].astype(np.uint16),
+                     p_all[order].astype(np.uint8))
     return ev, rows
 
 

@@ -20,7 +20,11 @@ def command():
     from ..datasets import available
 
     rows = available()
-    click.echo(f"{'name':<16} {'title':<28} {'download':<10} {'size':>9} {'classes':>7}  licence")
+    wn = max(len(r["name"]) for r in rows)
+    wt = max(len(r["title"]) for r in rows)
+    click.echo(f"{'name':<{wn}}  {'title':<{wt}}  {'download':<9} {'size':>9} {'classes':>7}  licence")
     for r in rows:
-        click.echo(f"{r['name']:<16} {r['title']:<28} {r['download']:<10} {human(r['size_bytes']):>9} "
-                   f"{r['classes']:>7}  {r['licence']}")
+        licence = r["licence"] if len(r["licence"]) <= 40 else r["licence"][:39] + "…"
+        click.echo(f"{r['name']:<{wn}}  {r['title']:<{wt}}  {r['download']:<9} {human(r['size_bytes']):>9} "
+                   f"{r['classes']:>7}  {licence}")
+    click.echo("size ? = not pinned in the recipe; `neurodata info NAME` shows files, checksums and instructions")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 
 __all__ = ["NMNIST", "NCaltech101", "CIFAR10DVS", "DVSGesture", "SHD", "SSC", "NTIDIGITS", "ASLDVS",
-           "POKERDVS", "STMNIST", "DVSLip", "Bullying10K", "SaccadeDigits", "FramesDataset",
-           "available", "get", "load", "REGISTRY"]
+           "POKERDVS", "STMNIST", "DVSLip", "Bullying10K", "NCARS", "Gen1", "Gen4", "NavGestureWalk",
+           "NavGestureSit", "HARDVS", "ESImageNet", "SaccadeDigits", "FramesDataset", "WindowedDataset",
+           "detection_collate", "available", "get", "load", "REGISTRY"]
 
 # registry name -> (module, class name)
 REGISTRY = {
@@ -28,6 +29,13 @@ REGISTRY = {
     "stmnist": ("stmnist", "STMNIST"),
     "dvslip": ("dvslip", "DVSLip"),
     "bullying10k": ("bullying10k", "Bullying10K"),
+    "ncars": ("ncars", "NCARS"),
+    "gen1": ("automotive", "Gen1"),
+    "gen4": ("automotive", "Gen4"),
+    "navgesture-walk": ("navgesture", "NavGestureWalk"),
+    "navgesture-sit": ("navgesture", "NavGestureSit"),
+    "hardvs": ("hardvs", "HARDVS"),
+    "esimagenet": ("esimagenet", "ESImageNet"),
     "saccade-digits": ("saccade_digits", "SaccadeDigits"),
 }
 
@@ -79,4 +87,12 @@ def __getattr__(name):
         from .frames import FramesDataset
 
         return FramesDataset
+    if name == "WindowedDataset":
+        from .windows import WindowedDataset
+
+        return WindowedDataset
+    if name == "detection_collate":
+        from .detection import detection_collate
+
+        return detection_collate
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

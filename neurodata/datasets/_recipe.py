@@ -49,4 +49,4 @@ class Recipe:
     @property
     def download_size(self) -> int | None:
         sizes = [r.size for r in self.resources]
-        return None if any(s is None for s in sizes) else sum(sizes)
+        return None if not sizes or any(s is None for s in sizes) else sum(sizes)

@@ -75,5 +75,7 @@ def distributed_loader(dataset, batch_size: int, *, shuffle: bool = True, seed: 
 
 
 def cleanup() -> None:
+    """Leave the process group (after a barrier, so no rank tears down while others communicate)."""
     if is_distributed():
+        dist.barrier()
         dist.destroy_process_group()
