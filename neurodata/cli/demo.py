@@ -111,6 +111,9 @@ def command(dataset, root, source, epochs, per_class, time_bins, batch_size, lr,
     trainer = Trainer(model, optimizer, scheduler=scheduler, log=lambda s: click.echo("      " + s))
     history = trainer.fit(train_loader, epochs, val_loader=test_loader)
     final = history[-1]["val_acc"]
-    _figure(history, frames["test"], out)
-    click.echo(f"[5/5] final test accuracy {final:.4f}; figure saved to {out}; "
-               f"total {time.perf_counter() - t_start:.0f}s")
+    try:
+        _figure(history, frames["test"], out)
+        figure = f"figure saved to {out}"
+    except ImportError:
+        figure = "no figure: matplotlib is missing (pip install 'neurodata[viz]')"
+    click.echo(f"[5/5] final test accuracy {final:.4f}; {figure}; total {time.perf_counter() - t_start:.0f}s")
