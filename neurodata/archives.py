@@ -4,7 +4,8 @@ Datasets decode their samples straight from the downloaded archive, so a full ex
 optional: ``open_archive(path)`` lists members and opens one as a stream or bytes; a member that is
 itself an archive (N-Caltech101's ``Caltech101.zip``) opens with ``Archive.open_archive(name)``.
 ``Archive.extract(dest)`` writes members under ``dest`` and refuses anything that could land
-outside it.
+outside it. ``iter_files(path, select)`` reads a tar archive in one forward pass instead (no
+listing first, no backward seek, so a ``.tar.gz`` is decompressed exactly once per call).
 
 Errors: ``ArchiveError`` (a ``neurodata.FormatError``, hence a ``ValueError``) for a file that is not
 a readable archive or a member that does not exist; its subclass ``UnsafeMemberError`` for a member
@@ -21,13 +22,14 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FormatError
 
 __all__ = ["ArchiveError", "UnsafeMemberError", "Member", "Archive", "open_archive", "safe_extract",
-           "check_member_name"]
+           "check_member_name", "iter_files"]
 
 NESTED_IN_MEMORY = 64 << 20  # nested archives up to this size are read into memory, larger ones spooled
 
@@ -356,6 +358,64 @@ def _within(path: str, root: str) -> bool:
 def open_archive(source, *, strict: bool = True) -> Archive:
     """Open a zip or tar archive (detected from its content) for listing, reading and extraction."""
     return Archive(source, strict=strict)
+
+
+def iter_files(source, select=None, *, strict: bool = True):
+    """Yield ``(name, bytes)`` for the regular files of archive ``source``, in archive order, in one pass.
+
+    A tar archive (plain, ``.gz``, ``.bz2``, ``.xz``) is opened in streaming mode (``"r|*"``):
+    it is read strictly forward, once, and works on non-seekable file objects; a member's bytes
+    exist only while it is being yielded. A zip archive is read through its central directory
+    (random access is cheap there).
+
+    Parameters
+    ----------
+    source : str, os.PathLike or binary file object
+    select : callable, optional
+        ``select(name) -> bool``, called once per regular file in archive order; only members for
+        which it returns true are read and yielded (default: all). Names are as in ``Member.name``.
+    strict : bool
+        Check every member name with ``check_member_name`` when it is reached. Unlike
+        ``open_archive``, members before an unsafe one have already been yielded by then.
+
+    Raises
+    ------
+    ArchiveError
+        Not a readable archive, or truncated/corrupt part-way (raised where it is detected).
+    UnsafeMemberError
+        ``strict`` and a member name could escape an extraction folder.
+    """
+    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stream>"
+    if not hasattr(source, "read") and zipfile.is_zipfile(source):
+        with Archive(source, strict=strict) as ar:
+            for m in ar.files():
+                if select is None or select(m.name):
+                    yield m.name, ar.read(m.name)
+        return
+    failures = (tarfile.TarError, EOFError, zlib.error, OSError)
+    try:
+        tf = tarfile.open(fileobj=source, mode="r|*", bufsize=1 << 20) if hasattr(source, "read") \
+            else tarfile.open(source, mode="r|*", bufsize=1 << 20)
+    except failures as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ArchiveError(label, None, f"not a readable tar archive ({e})") from None
+    with tf:
+        while True:
+            name = None
+            try:
+                ti = tf.next()
+                if ti is None:
+                    return
+                name = ti.name.rstrip("/")
+                if strict:
+                    check_member_name(name, label)
+                if not ti.isreg() or (select is not None and not select(name)):
+                    continue
+                data = tf.extractfile(ti).read()
+            except failures as e:
+                raise ArchiveError(label, name, f"cannot be read: truncated or corrupt archive ({e})") from None
+            yield name, data
 
 
 def safe_extract(archive, dest, members=None) -> list[Path]:

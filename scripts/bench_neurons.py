@@ -143,4 +143,6 @@ def run(args) -> list[dict]:
                              note + ", its triton path"))
             rows.append(_row(case, "torch", lambda d: _ours(d, "reference"), shape, dtype, "cuda",
                              repeats, note + ", plain PyTorch step loop"))
-    return rows
+    from bench_neurons_sparse import sparse_cases
+
+    return rows + sparse_cases(args)

@@ -85,8 +85,12 @@ class MemoryModule(StepModule):
                 self._memories[name] = value.detach()
 
     def __deepcopy__(self, memo):
+        """Copy the module; tensor memories are detached first (a tensor that is part of an
+        autograd graph cannot be deep-copied)."""
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for k, v in self.__dict__.items():
+            if k == "_memories":
+                v = {name: m.detach() if isinstance(m, torch.Tensor) else m for name, m in v.items()}
             object.__setattr__(new, k, copy.deepcopy(v, memo))
         return new

@@ -2,7 +2,12 @@ import json
 import os
 from pathlib import Path
 
-import pytest
+# Without a GPU, Triton's kernels run on CPU tensors through its interpreter, which must be
+# switched on before triton is first imported (tests/snncore/test_triton_kernels.py).
+if not os.path.exists("/dev/nvidia0"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("NEURODATA_SAMPLES", ROOT.parent / "shared" / "samples"))

@@ -38,9 +38,13 @@ class FramesDataset(torch.utils.data.Dataset):
         path = events_dataset.root / f"frames-{events_dataset.variant}-{key[:12]}.h5"
         W, H, P = events_dataset.sensor_size
         dtype = self.to_frame(np.empty(0, EVENT_DTYPE)).dtype
+        # one HDF5 chunk per sample when every sample has the same T: a read inflates only its own frames
+        fixed_t = next((int(self.params[k]) for k in ("frames_number", "n_time_bins", "n_event_bins")
+                        if self.params.get(k) is not None), None)
+        chunking = {} if fixed_t is None else {"chunk_bytes": fixed_t * P * H * W * np.dtype(dtype).itemsize}
         self.store = FramesStore.open_or_build(
             path, key, self._samples, frame_shape=(P, H, W), dtype=dtype, params=self.params,
-            semantics_version=FRAMES_SEMANTICS, class_names=events_dataset.classes)
+            semantics_version=FRAMES_SEMANTICS, class_names=events_dataset.classes, **chunking)
 
     def _samples(self):
         store = self.events.store

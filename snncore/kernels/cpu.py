@@ -132,24 +132,75 @@ def _charge_fire_reset(x, v, kind, decay_input, k, v_th, hard, v_reset):
     return h, s, v
 
 
+# Row helpers: one time step over a contiguous run of neurons. Kept as separate (1-D array)
+# functions because LLVM vectorises them; the same loops written inline over 2-D indexing do not.
+@njit(cache=True, nogil=True, error_model="numpy")
+def _step_row(xt, v, out, out_is_h, kind, decay_input, k, v_th, hard, v_reset):
+    """Advance ``v`` by one step; write the spikes (or, with ``out_is_h``, H) to ``out``."""
+    for j in range(v.size):
+        h, s, v[j] = _charge_fire_reset(xt[j], v[j], kind, decay_input, k, v_th, hard, v_reset)
+        out[j] = h if out_is_h else s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bptt_row(ht, gt, gst, gvt, gxt, acc, ghb, kind, decay_input, k, v_th, hard, v_reset,
+              detach_reset, store_v):
+    """One step of BPTT: ``acc`` holds dL/dV[t] on entry (before ``gvt``) and dL/dV[t-1] on exit."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    keep = one - k  # dH[t]/dV[t-1]
+    for j in range(ht.size):
+        a = acc[j] + gvt[j] if store_v else acc[j]
+        h = ht[j]
+        g = gt[j]
+        if hard:
+            dvdh = zero if h - v_th >= zero else one
+            if not detach_reset:
+                dvdh += (v_reset - h) * g
+        else:
+            dvdh = one
+            if not detach_reset:
+                dvdh -= v_th * g
+        gh = gst[j] * g + a * dvdh  # dL/dH[t]
+        if kind == 2:
+            ghb[j] = gh
+        if kind == 0:  # IF
+            gxt[j] = gh
+            acc[j] = gh
+        else:
+            gxt[j] = gh * k if decay_input else gh
+            acc[j] = gh * keep
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _plif_dk_row(ghb, h_prev, v_first, xt, first, decay_input, v_th, hard, v_reset):
+    """sum_j dL/dH[t] * dH[t]/dk, with V[t-1] from H[t-1] (or ``v_first`` at t = 0)."""
+    total = 0.0
+    for j in range(ghb.size):
+        if first:
+            vp = v_first[j]
+        else:
+            _, vp = _fire_reset(h_prev[j], v_th, hard, v_reset)
+        dhdk = xt[j] - (vp - v_reset) if decay_input else v_reset - vp
+        total += ghb[j] * dhdk
+    return total
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _neuron_forward_kernel(x, v0, spikes, v_out, kind, decay_input, k, v_th, hard, v_reset,
                            store_v, block, b_lo, b_hi):
     T, M = x.shape
     for b in range(b_lo, b_hi):
         lo = b * block
-        n = min(block, M - lo)
-        v = v0[lo:lo + n].copy()
+        hi = min(lo + block, M)
+        v = v0[lo:hi].copy()
         for t in range(T):
-            xt = x[t, lo:lo + n]
-            st = spikes[t, lo:lo + n]
-            for j in range(n):
-                _, s, v[j] = _charge_fire_reset(xt[j], v[j], kind, decay_input, k, v_th, hard, v_reset)
-                st[j] = s
+            _step_row(x[t, lo:hi], v, spikes[t, lo:hi], False, kind, decay_input, k, v_th, hard,
+                      v_reset)
             if store_v:
-                v_out[t, lo:lo + n] = v
+                v_out[t, lo:hi] = v
         if not store_v:
-            v_out[0, lo:lo + n] = v
+            v_out[0, lo:hi] = v
     return 0
 
 
@@ -157,59 +208,29 @@ def _neuron_forward_kernel(x, v0, spikes, v_out, kind, decay_input, k, v_th, har
 def _neuron_backward_kernel(x, v0, gs, gv, gx, gv0, gk_part, kind, decay_input, k, v_th, hard,
                             v_reset, detach_reset, store_v, sg_id, p0, p1, block, b_lo, b_hi):
     T, M = x.shape
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    keep = one - k  # dH[t]/dV[t-1]
     for b in range(b_lo, b_hi):
         lo = b * block
-        n = min(block, M - lo)
-        hs = np.empty((T, n), np.float32)  # recomputed H of this block
+        hi = min(lo + block, M)
+        n = hi - lo
+        hs = np.empty((T, n), np.float32)  # H of this block, recomputed
         sg = np.empty((T, n), np.float32)  # g'(H - V_th)
-        v = v0[lo:lo + n].copy()
+        v = v0[lo:hi].copy()
         for t in range(T):
-            xt = x[t, lo:lo + n]
-            ht = hs[t]
-            for j in range(n):
-                ht[j], _, v[j] = _charge_fire_reset(xt[j], v[j], kind, decay_input, k, v_th, hard,
-                                                    v_reset)
+            _step_row(x[t, lo:hi], v, hs[t], True, kind, decay_input, k, v_th, hard, v_reset)
         _surrogate_grad_kernel(hs.reshape(-1), sg.reshape(-1), v_th, sg_id, p0, p1)
         acc = np.zeros(n, np.float32)  # dL/dV[t], carried backwards in time
-        ghb = np.empty(n, np.float32)  # dL/dH[t] of the current step
         if not store_v:
-            acc[:] = gv[0, lo:lo + n]
+            acc[:] = gv[0, lo:hi]
+        ghb = np.empty(n, np.float32)  # dL/dH[t] (PLIF)
         gk = 0.0
         for tt in range(T):
             t = T - 1 - tt
-            ht, gt, gst, gxt = hs[t], sg[t], gs[t, lo:lo + n], gx[t, lo:lo + n]
-            for j in range(n):
-                a = acc[j] + gv[t, lo + j] if store_v else acc[j]
-                h = ht[j]
-                g = gt[j]
-                if hard:
-                    dvdh = zero if h - v_th >= zero else one
-                    if not detach_reset:
-                        dvdh += (v_reset - h) * g
-                else:
-                    dvdh = one
-                    if not detach_reset:
-                        dvdh -= v_th * g
-                gh = gst[j] * g + a * dvdh
-                ghb[j] = gh
-                if kind == 0:  # IF
-                    gxt[j] = gh
-                    acc[j] = gh
-                else:
-                    gxt[j] = gh * k if decay_input else gh
-                    acc[j] = gh * keep
-            if kind == 2:  # PLIF: dL/dk += dL/dH[t] * dH[t]/dk (V[t-1] from H[t-1])
-                for j in range(n):
-                    if t == 0:
-                        vp = v0[lo + j]
-                    else:
-                        _, vp = _fire_reset(hs[t - 1, j], v_th, hard, v_reset)
-                    dhdk = x[t, lo + j] - (vp - v_reset) if decay_input else v_reset - vp
-                    gk += ghb[j] * dhdk
-        gv0[lo:lo + n] = acc
+            _bptt_row(hs[t], sg[t], gs[t, lo:hi], gv[t if store_v else 0, lo:hi], gx[t, lo:hi], acc,
+                      ghb, kind, decay_input, k, v_th, hard, v_reset, detach_reset, store_v)
+            if kind == 2:  # PLIF
+                gk += _plif_dk_row(ghb, hs[max(t - 1, 0)], v0[lo:hi], x[t, lo:hi], t == 0,
+                                   decay_input, v_th, hard, v_reset)
+        gv0[lo:hi] = acc
         gk_part[b] = gk
     return 0
 

@@ -185,3 +185,73 @@ def test_ncaltech101_background_and_seeded_split(http_server, tmp_path, nested):
     assert len(other_seed) == 8
     with_bg = cls(root=root, split="all", keep_background=True)
     assert len(with_bg) == 15 and with_bg.classes[-1] == "BACKGROUND_Google" and 100 in with_bg.targets
+
+
+def test_dvsgesture_streams_the_archive_forward_only(tmp_path, monkeypatch):
+    """Members in an adverse order (``.aedat`` first, CSVs next, trial lists last; the train list names
+    the recordings against archive order, one has unsorted timestamps): the samples are each listed
+    recording's CSV rows cut with a plain mask, in trial-list order, and the build opens the tar only
+    in streaming mode (``r|``: strictly forward, a ``.tar.gz`` is never rewound), twice."""
+    import tarfile
+
+    from tests.datasets.builders import _bin, tar_gz_bytes
+    from tests.helpers import random_events
+
+    names = ["user01_lab", "user02_led", "user03_natural"]
+    rows = [(3, 1_000_000, 2_000_000), (5, 1_500_000, 2_500_000), (3, 3_000_000, 3_000_007), (11, 4_000_000, 4_000_000)]
+    recs, aedat, csv = {}, {}, {}
+    for k, n in enumerate(names):
+        ev = random_events(4000, duration_us=5_000_000, seed=k, sorted_t=(k != 1))
+        recs[n], aedat[f"DvsGesture/{n}.aedat"] = ev, _bin(ev, "aedat31", tmp_path, sensor_size=(128, 128, 2))
+        csv[f"DvsGesture/{n}_labels.csv"] = ("class,startTime_usec,endTime_usec\r\n" + "".join(
+            f"{c},{a},{b}\r\n" for c, a, b in rows)).encode()
+    lists = {"DvsGesture/trials_to_train.txt": b"user03_natural.aedat\nuser01_lab.aedat\n",
+             "DvsGesture/trials_to_test.txt": b"user02_led.aedat\n"}
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "DvsGesture.tar.gz").write_bytes(tar_gz_bytes({**aedat, **csv, **lists}))
+    cls = mini_class(DVSGesture, {"DvsGesture.tar.gz": (tmp_path / "src" / "DvsGesture.tar.gz").read_bytes()},
+                     "http://127.0.0.1:9/unused", tmp_path)
+    modes, real_open = [], tarfile.open
+    monkeypatch.setattr(tarfile, "open", lambda *a, **kw: modes.append(kw.get("mode")) or real_open(*a, **kw))
+    for split, order in (("train", ["user03_natural", "user01_lab"]), ("all", ["user03_natural", "user01_lab", "user02_led"])):
+        modes.clear()
+        ds = cls(root=tmp_path / "root", split=split, source=tmp_path / "src")
+        assert modes == ["r|*", "r|*"]
+        want = [(n, c, a, b) for n in order for c, a, b in rows]
+        assert len(ds) == len(want)
+        for i, (n, c, a, b) in enumerate(want):
+            ev, label = ds[i]
+            ref = recs[n][(recs[n]["t"] >= a) & (recs[n]["t"] < b)]
+            assert label == c - 1 and ds.metadata(i) == {"source": f"DvsGesture/{n}.aedat", "t_offset": a}
+            assert np.array_equal(ev["t"], ref["t"] - a) and all(np.array_equal(ev[f], ref[f]) for f in "xyp")
+    merged = cls(root=tmp_path / "root", split="test", merge_repeats=True, source=tmp_path / "src")
+    ref = recs["user02_led"]
+    both = ref[((ref["t"] >= 1_000_000) & (ref["t"] < 2_000_000)) | ((ref["t"] >= 3_000_000) & (ref["t"] < 3_000_007))]
+    ev, label = merged[0]
+    assert label == 2 and np.array_equal(ev["t"], np.sort(both["t"]) - 1_000_000)
+
+
+def test_iter_files_is_one_forward_pass_in_archive_order(tmp_path):
+    import io
+
+    from neurodata.archives import UnsafeMemberError, iter_files
+    from tests.datasets.builders import tar_gz_bytes
+
+    class ForwardOnly(io.RawIOBase):  # any seek or tell fails: the reader must not go back
+        def __init__(self, data):
+            self._f = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            return self._f.readinto(b)
+
+    members = {"d/z.bin": b"1" * 70_000, "d/a.txt": b"ab", "d/m.csv": b""}
+    data = tar_gz_bytes(members)
+    assert list(iter_files(ForwardOnly(data))) == list(members.items())
+    seen = []
+    assert list(iter_files(ForwardOnly(data), lambda n: seen.append(n) or n.endswith(".txt"))) == [("d/a.txt", b"ab")]
+    assert seen == list(members)
+    with pytest.raises(UnsafeMemberError, match=r"\.\."):
+        list(iter_files(ForwardOnly(tar_gz_bytes({"ok": b"x", "../evil": b"y"}))))

@@ -1,5 +1,4 @@
 """CPU fused kernels (numba) against the pure-torch reference; dispatch and fallback rules."""
-import itertools
 import warnings
 
 import numpy as np
@@ -10,7 +9,7 @@ from snncore import surrogate as S
 from snncore.functional import dynamics as D
 from snncore.kernels import KernelFallbackWarning, backend_for, cpu, multi_step
 from tests.snncore.kernel_cases import (SURROGATE_IDS, SURROGATES, compare_with_reference,
-                                        config_id, make_params, neuron_configs)
+                                        config_id, neuron_configs)
 
 CONFIGS = neuron_configs()
 
