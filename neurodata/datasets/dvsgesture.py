@@ -4,10 +4,11 @@ from __future__ import annotations
 import io
 import posixpath
 import re
+from collections import Counter
 
 import numpy as np
 
-from ..archives import open_archive
+from ..archives import iter_files, open_archive
 from ..formats import read_bytes
 from ..formats.gesture_labels import read_gesture_labels
 from ._base import EventDataset
@@ -84,29 +85,68 @@ class DVSGesture(EventDataset):
             for res in self._resources():
                 yield from _tonic_samples(files[res.filename])
             return
-        with open_archive(files[_ORIGINAL.filename]) as ar:
-            names = {posixpath.basename(m.name): m.name for m in ar.files()}
-            trials = []
-            for s in (("train", "test") if split == "all" else (split,)):
-                listing = names.get(f"trials_to_{s}.txt")
-                if listing is None:
-                    raise FileNotFoundError(f"{files[_ORIGINAL.filename]} has no trials_to_{s}.txt")
-                trials += [ln.strip() for ln in ar.read(listing).decode().splitlines() if ln.strip()]
-            for trial in trials:
-                aedat = names[trial]
-                labels = read_gesture_labels(ar.read(names[trial.replace(".aedat", "_labels.csv")]))
-                events = read_bytes(ar.read(aedat), "aedat31")
-                yield from self._cut(events, labels, aedat)
+        yield from self._original_samples(files[_ORIGINAL.filename], split)
+
+    def _original_samples(self, path, split):
+        """Two forward passes over ``DvsGesture.tar.gz`` (``iter_files``), never a backward seek.
+
+        Pass 1 keeps only the small members (trial lists, label CSVs) and every member's name;
+        pass 2 decodes each listed ``.aedat`` as it arrives and cuts it into samples, which are
+        yielded in trial-list order: a recording that arrives before an earlier-listed one waits,
+        as its cut samples, until that one has been yielded.
+        """
+        lists = [f"trials_to_{s}.txt" for s in (("train", "test") if split == "all" else (split,))]
+        names, small, copies = {}, {}, Counter()
+
+        def keep_small(name):
+            base = posixpath.basename(name)
+            names[base] = name                      # as before: the last member of a base name wins
+            copies[name] += 1
+            return base in lists or base.endswith("_labels.csv")
+
+        for name, data in iter_files(path, keep_small):
+            small[posixpath.basename(name)] = data
+        trials = []
+        for listing in lists:
+            if listing not in small:
+                raise FileNotFoundError(f"{path} has no {listing}")
+            trials += [ln.strip() for ln in small[listing].decode().splitlines() if ln.strip()]
+        labels = {}
+        for trial in trials:
+            csv = trial.replace(".aedat", "_labels.csv")
+            if trial not in names or csv not in small:
+                raise FileNotFoundError(f"{path} lists {trial} but has no member {trial if trial not in names else csv}")
+            labels[names[trial]] = read_gesture_labels(small[csv])
+        order = [names[t] for t in trials]
+        remaining = Counter(order)
+        pending: dict = {}
+        pos = 0
+        for name, data in iter_files(path, labels.__contains__):
+            copies[name] -= 1
+            if copies[name]:
+                continue                            # as before: the last member of a repeated name wins
+            pending[name] = list(self._cut(read_bytes(data, "aedat31"), labels[name], name))
+            del data
+            while pos < len(order) and order[pos] in pending:
+                member = order[pos]
+                yield from pending[member]
+                remaining[member] -= 1
+                if not remaining[member]:
+                    del pending[member]
+                pos += 1
+        if pos < len(order):
+            raise FileNotFoundError(f"{path}: member {order[pos]} vanished between two reads of the archive")
 
     def _cut(self, events, labels, source):
         t = events["t"]
+        window = _windows(t)
         windows = [(int(r["class"]), int(r["start_us"]), int(r["end_us"])) for r in labels]
         if self.options.get("merge_repeats"):
             merged: dict = {}
             for cls, a, b in windows:
                 merged.setdefault(cls, []).append((a, b))
             for cls, spans in merged.items():
-                parts = [events[(t >= a) & (t < b)] for a, b in spans]
+                parts = [events[window(a, b)] for a, b in spans]
                 start = min(a for a, _ in spans)
                 ev = np.concatenate(parts)
                 ev = ev[np.argsort(ev["t"], kind="stable")]
@@ -114,9 +154,17 @@ class DVSGesture(EventDataset):
                 yield ev, cls - 1, {"source": source, "t_offset": start}
             return
         for cls, a, b in windows:
-            ev = events[(t >= a) & (t < b)]
+            ev = events[window(a, b)].copy()
             ev["t"] -= a
             yield ev, cls - 1, {"source": source, "t_offset": a}
+
+
+def _windows(t: np.ndarray):
+    """``window(a, b)``: an index of the events with ``a <= t < b`` (a slice when ``t`` is
+    non-decreasing, found by binary search; otherwise a boolean mask, same selection)."""
+    if t.shape[0] < 2 or bool(np.all(t[1:] >= t[:-1])):
+        return lambda a, b: slice(*(int(i) for i in np.searchsorted(t, (a, b), side="left")))
+    return lambda a, b: (t >= a) & (t < b)
 
 
 _NPY = re.compile(r"(?:^|/)(\d+)\.npy$")
