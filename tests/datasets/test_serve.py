@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -277,13 +278,14 @@ def test_cli_serve_process(mirror, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "from neurodata.cli import main; main()", "serve", str(folder),
                              "--port", "0"], stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = _readline(proc, timeout=60)
-        assert "(token required)" in line and "http://127.0.0.1:" in line
+        line = _read_until(proc, "http://127.0.0.1:", timeout=60)
+        assert "(token required)" in line
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
         assert _get(port, "/nmnist/train.zip")[0] == 401
         assert _get(port, "/nmnist/train.zip", headers={"X-Neurodata-Token": "tok-123"})[2] == data
-        assert '"GET /nmnist/train.zip HTTP/1.1" 401' in _readline(proc, timeout=10)
-        assert '"GET /nmnist/train.zip HTTP/1.1" 200' in _readline(proc, timeout=10)
+        # one access-log line per request, in order (other stderr lines, e.g. warnings, may interleave)
+        _read_until(proc, '"GET /nmnist/train.zip HTTP/1.1" 401', timeout=10)
+        _read_until(proc, '"GET /nmnist/train.zip HTTP/1.1" 200', timeout=10)
     finally:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(20)
@@ -292,6 +294,16 @@ def test_cli_serve_process(mirror, tmp_path):
     result = subprocess.run([sys.executable, "-c", "from neurodata.cli import main; main()", "serve",
                              str(tmp_path / "downloads")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "mirror build" in result.stderr
+
+
+def _read_until(proc, text, timeout):
+    """The first stderr line of ``proc`` containing ``text`` (lines before it are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = _readline(proc, max(0.1, deadline - time.monotonic()))
+        if text in line:
+            return line
+        assert time.monotonic() < deadline and line, f"no line with {text!r} from `neurodata serve`"
 
 
 def _readline(proc, timeout):
