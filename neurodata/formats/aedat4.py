@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import sys
 import warnings
 from typing import NamedTuple
 
@@ -40,6 +41,7 @@ SUFFIXES = (".aedat4",)
 _BATCH_BYTES = 1 << 20
 _INLINE_BELOW = 4 << 20  # event payload bytes under which threads do not pay off
 _MAX_TABLE = 256 << 20
+_LITTLE = sys.byteorder == "little"  # the copy kernel reads the little-endian structs as native int64
 
 __all__ = ["read", "decode", "write", "inspect", "iter_blocks", "detect", "Aedat4Streams", "IMU_DTYPE",
            "TRIGGER_DTYPE", "DV_EVENT"]
@@ -157,22 +159,22 @@ def _locate_events_kernel(dec, info):
 
 
 @njit(cache=True, nogil=True)
-def _copy_events_kernel(dec, start, count, out, k, width, height):
-    """Copy ``count`` 16-byte DV events from ``dec[start:]`` to ``out[k:k + count]`` (both
-    checked by the caller). Return -1, or the index of the first event with ``x >= width`` or
-    ``y >= height`` (negative int16 coordinates count as >= 32768)."""
-    q = start
+def _copy_events_kernel(words, out, k, width, height):
+    """Copy the 16-byte DV events ``words`` (``int64`` pairs: ``t``, then ``x | y << 16 | on << 32``)
+    to ``out[k:k + words.size // 2]`` (both checked by the caller). Return -1, or the index of the
+    first event with ``x >= width`` or ``y >= height`` (negative int16 coordinates count as >= 32768)."""
+    count = words.size // 2
     for i in range(count):
-        x = np.int64(dec[q + 8]) | (np.int64(dec[q + 9]) << 8)
-        y = np.int64(dec[q + 10]) | (np.int64(dec[q + 11]) << 8)
+        w = words[2 * i + 1]
+        x = w & 0xFFFF
+        y = (w >> 16) & 0xFFFF
         if x >= width or y >= height:
             return i
         r = out[k + i]
-        r["t"] = _u(dec, q, 8)
+        r["t"] = words[2 * i]
         r["x"] = x
         r["y"] = y
-        r["p"] = 1 if dec[q + 12] != 0 else 0
-        q += 16
+        r["p"] = 1 if (w >> 32) & 0xFF else 0
     return -1
 
 
@@ -265,7 +267,8 @@ class _Reader:
         """Copy located packets into ``out[k:]`` (room checked by the caller); return the new ``k``."""
         w, h = size
         for i, dec, start, count in located:
-            bad = _copy_events_kernel(dec, start, count, out, k, w, h)
+            words = dec[start:start + 16 * count].view("<i8")
+            bad = _copy_events_kernel(words if _LITTLE else words.astype(np.int64), out, k, w, h)
             if bad >= 0:
                 raise FormatError(self.path, int(self.pk_pos[i]) + 8,
                                   f"event {bad} of the packet has x/y outside the stream's sizeX x sizeY {w}x{h} "

@@ -9,22 +9,58 @@ import os
 import socket
 import sys
 import threading
+from urllib.parse import quote
 
 from neurodata.datasets import REGISTRY, get
+from neurodata.datasets._folder import FolderDataset
 from neurodata.datasets._recipe import Resource
+from tests.datasets import builders_more_a as more_a
+from tests.datasets import builders_more_b as more_b
 from tests.datasets.builders import (caltech_archive, cifar_archives, gesture_archive, mini_class,
                                      nmnist_archives, zip_bytes)
 
-# registry name -> builder of {file name: bytes} in the real layout (tests/datasets/builders.py)
+# registry name -> builder of {file name: bytes} in the real layout, every file ``split="all"``
+# reads (tests/datasets/builders.py, builders_more_a.py, builders_more_b.py)
 MINI_ARCHIVES = {
     "nmnist": lambda tmp: nmnist_archives(tmp, per_class=1)[0],
     "cifar10dvs": lambda tmp: cifar_archives(tmp, indices=(0, 900))[0],
     "dvsgesture": lambda tmp: gesture_archive(tmp)[0],
     "ncaltech101": lambda tmp: {"N-Caltech101-archive.zip": zip_bytes(
         {"Caltech101.zip": caltech_archive(tmp, per_class=3)[0]["Caltech101.zip"]})},
+    "shd": lambda tmp: more_a.heidelberg_files(tmp, "shd", ("train", "test"), 20)[0],
+    "ssc": lambda tmp: more_a.heidelberg_files(tmp, "ssc", ("train", "valid", "test"), 35, per_split=4)[0],
+    "ntidigits": lambda tmp: more_a.ntidigits_file(tmp)[0],
+    "asldvs": lambda tmp: more_a.asldvs_file()[0],
+    "pokerdvs": lambda tmp: more_a.pokerdvs_files()[0],
+    "stmnist": lambda tmp: more_a.stmnist_file()[0],
+    "dvslip": lambda tmp: more_a.dvslip_file()[0],
+    "bullying10k": lambda tmp: more_a.bullying_files()[0],
+    "ncars": lambda tmp: more_b.ncars_archives(tmp)[0],
+    "navgesture-walk": lambda tmp: more_b.nav_archive(tmp, "walk")[0],
+    "navgesture-sit": lambda tmp: more_b.nav_archive(tmp, "sit")[0],
+    "hardvs": lambda tmp: more_b.hardvs_files(tmp)[0],
 }
 
+# class attributes a miniature needs besides its recipe (ASL-DVS checks the archive's content)
+MINI_CLASS_ATTRS = {"asldvs": {"expected_count": 20, "required_letters": ("a", "i", "k", "y")}}
+
 DOWNLOADABLE = [n for n in REGISTRY if get(n).recipe.download != "generated"]
+
+
+def no_mirror_reason(name) -> str | None:
+    """Why a served mirror cannot deliver ``name``'s samples by design, or None when it can."""
+    cls = get(name)
+    if not cls.recipe.resources:
+        return "no downloadable files: read from an extracted folder"
+    if issubclass(cls, FolderDataset):
+        return ("read from an extracted folder: its listed files are archives this package does not "
+                "decode (extracted by hand), so mirrored copies cannot yield samples")
+    return None
+
+
+def url_path(name, fname) -> str:
+    """``<name>/<fname>`` as it appears in a request target (a space is sent as %20)."""
+    return f"{name}/{quote(fname)}"
 
 
 def mini_dataset(name, server, tmp_path, manual: bool = False):
@@ -33,8 +69,10 @@ def mini_dataset(name, server, tmp_path, manual: bool = False):
     (manual download) resources URL-less."""
     files = MINI_ARCHIVES[name](tmp_path)
     for fname, data in files.items():
-        server.add(f"{name}/{fname}", data)
+        server.add(url_path(name, fname), data)
     cls = mini_class(get(name), files, server.url(name).rstrip("/"), tmp_path)
+    for attr, value in MINI_CLASS_ATTRS.get(name, {}).items():
+        setattr(cls, attr, value)
     if manual:
         real = {r.filename: r for r in get(name).recipe.resources}
         resources = tuple(dataclasses.replace(r, urls=()) if not real[r.filename].urls else r
