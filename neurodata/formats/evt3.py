@@ -16,305 +16,31 @@ The state machine is openeb's (``EVT3Decoder::decode_events_buffer``); ``type = 
 - everything else (OTHERS, CONTINUED, IMU, unused): ignored.
 
 ``t = loop·2^24 + (time_high << 12) + time_low`` µs, never clamped. Words before the first
-TIME_HIGH are skipped. The decoder is sequential; a stateless pass (on a thread pool of ``nogil``
-kernels for large inputs) first bounds the event count (ADDR_X words plus vector bits) so the
-output is allocated once.
+TIME_HIGH are skipped. A stateless pass first bounds the event count (ADDR_X words plus vector
+bits) so the output is allocated once. Large inputs are cut at TIME_HIGH changes, where the
+decoder state can be rebuilt exactly, and the pieces are decoded on threads (``nogil`` kernels,
+see ``_evt3_decode``); the result is the same as one sequential pass.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
+from ..events import as_events, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
-from ._parallel import map_ordered, resolve_threads
+from ._evt3_decode import _STATE_SIZE, _decode, _evt3_bound_kernel, _evt3_decode_kernel  # noqa: F401
+from ._parallel import resolve_threads
 
 NAME = "evt3"
 SUFFIXES = (".raw",)
 WORD = np.dtype("<u2")
 MAX_T = (1 << 44) - 1  # writer limit: 2^20 time loops of 2^24 µs (203 days)
-_MIN_CHUNK_WORDS = 1 << 19
-
-# decoder state vector (int64): started, row, is_cd, vbase, time_high, time_low, loop
-_STATE_SIZE = 7
 
 
 def detect(head: bytes) -> bool:
     """True when ``head`` starts with a RAW header declaring EVT 3.0 (``% evt 3.0`` or ``% format EVT3``)."""
     return raw.detect_encoding(head) == NAME
-
-
-@njit(cache=True, nogil=True)
-def _evt3_scan_kernel(words):
-    """Stateless pass: (event bound, trigger bound, first TIME_HIGH, last TIME_HIGH, loops).
-
-    The event bound counts ADDR_X words plus set vector bits, the trigger bound EXT_TRIGGER words;
-    the TIME_HIGH values are -1 when there is none; ``loops`` counts the TIME_HIGH words after the
-    first that drop by >= 2048 from the previous one (the decoder's loop increments).
-    """
-    n_ev = 0
-    n_tr = 0
-    loops = 0
-    first = -1
-    th = -1
-    for i in range(words.shape[0]):
-        w = np.int32(words[i])
-        typ = w >> 12
-        m = w & 0xFFF
-        if typ == 5:
-            m &= 0xFF
-        elif typ != 4:
-            m = 0
-        m = m - ((m >> 1) & 0x555)
-        m = (m & 0x333) + ((m >> 2) & 0x333)
-        m = (m + (m >> 4)) & 0xF0F
-        n_ev += ((m + (m >> 8)) & 0x1F) + (typ == 2)
-        n_tr += typ == 10
-        if typ == 8:
-            h = w & 0xFFF
-            loops += th >= h + 2048
-            first = h if first < 0 else first
-            th = h
-    return n_ev, n_tr, first, th, loops
-
-
-@njit(cache=True, nogil=True)
-def _evt3_bound_kernel(words):
-    """Upper bounds (events, triggers): ADDR_X words + set vector bits, EXT_TRIGGER words."""
-    n_ev, n_tr, _, _, _ = _evt3_scan_kernel(words)
-    return n_ev, n_tr
-
-
-@njit(cache=True, nogil=True)
-def _evt3_decode_kernel(words, height, state, out, trig, want_triggers):
-    """Run the state machine over ``words`` from ``state`` (updated in place); ``height`` < 0 = unknown.
-
-    ``out`` / ``trig`` must hold at least the events / triggers these words produce (the bound of
-    ``_evt3_scan_kernel``); a record is stored at ``out[k]`` for every ADDR_X, ADDR_Y and TIME_LOW
-    word and kept (``k += 1``) only for a valid ADDR_X: no branch on the common word types.
-    Returns (events written, triggers written).
-    """
-    n = words.shape[0]
-    started = state[0]
-    row = state[1]
-    is_cd = state[2]
-    vbase = state[3]
-    time_high = state[4]
-    time_low = state[5]
-    loop = state[6]
-    i = 0
-    if not started:  # everything before the first TIME_HIGH is skipped
-        while i < n and (words[i] >> 12) != 8:
-            i += 1
-        if i < n:
-            started = 1
-            time_high = np.int64(words[i] & 0xFFF)
-            time_low = 0
-            i += 1
-    hlim = height if height >= 0 else 4096  # rows are < 4096
-    valid = is_cd != 0 and row < hlim
-    tbase = (loop << 24) + (time_high << 12)
-    t = tbase + time_low
-    kmax = out.shape[0]
-    k = 0
-    j = 0
-    while i < n:
-        w = np.int64(words[i])
-        i += 1
-        typ = w >> 12
-        v = w & 0xFFF
-        if (0x45 >> typ) & 1:  # ADDR_Y (0), ADDR_X (2), TIME_LOW (6): branch-free
-            if k < kmax:
-                rec = out[k]
-                rec["t"] = t
-                rec["x"] = w & 0x7FF
-                rec["y"] = row & 0x7FF
-                rec["p"] = (w >> 11) & 1
-                k += (typ == 2) & valid
-            is_tl = typ == 6
-            time_low = v if is_tl else time_low
-            t = tbase + v if is_tl else t
-            is_y = typ == 0
-            valid = (v < hlim) if is_y else valid
-            row = v if is_y else row
-            is_cd = 1 if is_y else is_cd
-        elif typ == 8:
-            if time_high >= v + 2048:
-                loop += 1
-            if v != time_high:
-                time_low = 0
-            time_high = v
-            tbase = (loop << 24) + (time_high << 12)
-            t = tbase + time_low
-        elif typ == 4 or typ == 5:
-            if valid:
-                m = v if typ == 4 else v & 0xFF
-                x0 = vbase & 0xF7FF
-                pol = (vbase >> 11) & 1
-                y = row & 0x7FF
-                while m:
-                    b = 0
-                    while not (m >> b) & 1:
-                        b += 1
-                    m &= m - 1
-                    rec = out[k]
-                    rec["t"] = t
-                    rec["x"] = (x0 + b) & 0xFFFF
-                    rec["y"] = y
-                    rec["p"] = pol
-                    k += 1
-            vbase += 12 if typ == 4 else 8
-        elif typ == 3:
-            vbase = v
-        elif typ == 1:
-            is_cd = 0
-            valid = False
-        elif typ == 10 and want_triggers:
-            tr = trig[j]
-            tr["t"] = t
-            tr["id"] = (w >> 8) & 0xF
-            tr["value"] = w & 1
-            j += 1
-    state[0] = started
-    state[1] = row
-    state[2] = is_cd
-    state[3] = vbase
-    state[4] = time_high
-    state[5] = time_low
-    state[6] = loop
-    return k, j
-
-
-@njit(cache=True)
-def _evt3_start_kernel(words, state):
-    """Index after the first TIME_HIGH word (applied to ``state``: started, time_high, time_low
-    = 0), or ``len(words)`` when there is none; 0 when ``state`` is already started."""
-    if state[0]:
-        return 0
-    for i in range(words.shape[0]):
-        if (words[i] >> 12) == 8:
-            state[0] = 1
-            state[4] = words[i] & 0xFFF
-            state[5] = 0
-            return i + 1
-    return words.shape[0]
-
-
-@njit(cache=True, nogil=True)
-def _evt3_split_kernel(words, lo, hi, th):
-    """First index ``s`` in ``[lo, hi)`` of a TIME_HIGH word whose value differs from the TIME_HIGH
-    before it (``th`` when ``words[:s]`` holds none); -1 if there is none.
-
-    At such a word ``time_low`` is reset, so the decoder state just before it is the last row
-    word, the vector base, the previous TIME_HIGH and the loop count: see ``_evt3_row_kernel``.
-    """
-    for i in range(lo - 1, -1, -1):
-        if (words[i] >> 12) == 8:
-            th = np.int64(words[i] & 0xFFF)
-            break
-    for i in range(lo, hi):
-        if (words[i] >> 12) == 8:
-            h = np.int64(words[i] & 0xFFF)
-            if h != th:
-                return i
-            th = h
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _evt3_row_kernel(words, s, state):
-    """Set ``state``'s row, is_cd and vbase to their values after ``words[:s]`` (a started decoder
-    entering ``words`` with ``state``): the last ADDR_Y / EM row word, and the last VECT_BASE_X plus
-    12 / 8 per VECT_12 / VECT_8 word after it; scans backwards from ``s``."""
-    need_row = True
-    need_vbase = True
-    inc = 0
-    i = s - 1
-    while i >= 0 and (need_row or need_vbase):
-        w = np.int64(words[i])
-        typ = w >> 12
-        if typ <= 1 and need_row:
-            state[1] = w & 0xFFF if typ == 0 else state[1]
-            state[2] = 1 if typ == 0 else 0
-            need_row = False
-        elif typ == 3 and need_vbase:
-            state[3] = (w & 0xFFF) + inc
-            need_vbase = False
-        elif need_vbase and (typ == 4 or typ == 5):
-            inc += 12 if typ == 4 else 8
-        i -= 1
-    if need_vbase:
-        state[3] += inc
-
-
-def _plan(words, state, threads, min_chunk):
-    """Chunk starts ``[0, s1, ...]``: each later start is a time-high change near an equal share."""
-    n = words.shape[0]
-    n_chunks = max(1, min(threads, n // max(1, min_chunk)))
-    starts = [0]
-    for c in range(1, n_chunks):
-        lo = max(starts[-1] + 1, c * n // n_chunks)
-        s = int(_evt3_split_kernel(words, lo, (c + 1) * n // n_chunks, int(state[4])))
-        if s > 0:
-            starts.append(s)
-    return starts
-
-
-def _decode(words, height, state, want_triggers, threads=1, min_chunk=_MIN_CHUNK_WORDS):
-    """Decode ``words`` continuing ``state`` (updated in place); returns ``(events, triggers or None)``.
-
-    With ``threads > 1`` and at least ``2 * min_chunk`` words, the words after the first TIME_HIGH
-    are cut at TIME_HIGH changes into pieces decoded concurrently: the state entering a piece is
-    exact (see ``_evt3_split_kernel``); the loop count comes from the counting pass.
-    """
-    words = words[_evt3_start_kernel(words, state):]
-    starts = _plan(words, state, threads, min_chunk)
-    ends = starts[1:] + [words.shape[0]]
-    pieces = [words[a:b] for a, b in zip(starts, ends)]
-    scans = list(map_ordered(_evt3_scan_kernel, pieces, len(pieces)))
-    states = [state.copy() for _ in pieces]
-    loop, th = int(state[6]), int(state[4])
-    for c, (_, _, first_th, last_th, loops) in enumerate(scans):
-        if c:  # the state just before the TIME_HIGH change that starts piece c
-            states[c][4:7] = th, 0, loop
-            _evt3_row_kernel(words, starts[c], states[c])
-        if first_th >= 0:
-            loop += int(th >= first_th + 2048) + int(loops)
-            th = int(last_th)
-    ev_off = np.concatenate([[0], np.cumsum([int(r[0]) for r in scans])])
-    tr_off = np.concatenate([[0], np.cumsum([int(r[1]) for r in scans])])
-    out = np.empty(int(ev_off[-1]), EVENT_DTYPE)
-    trig = np.empty(int(tr_off[-1]) if want_triggers else 0, raw.TRIGGER_DTYPE)
-
-    def run(c):
-        t_lo, t_hi = (tr_off[c], tr_off[c + 1]) if want_triggers else (0, 0)
-        return _evt3_decode_kernel(pieces[c], height, states[c], out[ev_off[c]:ev_off[c + 1]],
-                                   trig[t_lo:t_hi], want_triggers)
-
-    counts = list(map_ordered(run, range(len(pieces)), len(pieces)))
-    state[:] = states[-1]
-    n_ev = _compact(out, ev_off, [int(k) for k, _ in counts])
-    n_tr = _compact(trig, tr_off, [int(j) for _, j in counts]) if want_triggers else 0
-    return _shrink(out, n_ev), (_shrink(trig, n_tr) if want_triggers else None)
-
-
-def _compact(arr, offsets, counts):
-    """Move piece ``c``'s first ``counts[c]`` records (at ``offsets[c]``) down to close the gaps;
-    returns the total."""
-    pos = 0
-    for c, k in enumerate(counts):
-        if pos != offsets[c] and k:
-            arr[pos:pos + k] = arr[offsets[c]:offsets[c] + k].copy()
-        pos += k
-    return pos
-
-
-def _shrink(arr, n):
-    """``arr[:n]`` without keeping the unused tail allocated (``realloc``, in place for large blocks)."""
-    if n < arr.shape[0]:
-        arr.resize(n, refcheck=False)
-    return arr
 
 
 def _height(header, sensor_size, height):
@@ -336,8 +62,8 @@ def read(path, *, triggers: bool = False, sensor_size=None, height=None, threads
     height : int, optional
         Overrides only the height. Give at most one of ``sensor_size`` and ``height``.
     threads : int, optional
-        Threads for the counting pass (default: the usable CPUs, at most 8); the state machine
-        itself is sequential. The result does not depend on it.
+        Threads for the counting pass and for decoding pieces of large files cut at TIME_HIGH
+        changes (default: the usable CPUs, at most 8). The result does not depend on it.
 
     Returns
     -------
