@@ -80,7 +80,7 @@ class EventDataset(torch.utils.data.Dataset):
         self._mirror, self._source, self._download, self._verify = mirror, source, download, verify
         self.store = EventsStore.open_or_build(
             self.cache_path, self.cache_key, self._build_samples,
-            sensor_size=self.recipe.sensor_size, class_names=self.recipe.classes,
+            sensor_size=self.recipe.sensor_size, class_names=self.classes,
             source_checksums={r.filename: r.checksum for r in self._resources() if r.checksum},
             attrs={"dataset": self.recipe.name, "split": split, "options": self.options})
 
