@@ -249,32 +249,43 @@ class _Reader:
             raise FormatError(self.path, pos + 8, f"file shrank while reading: {got} of {size} bytes")
         return decompress(self.path, self.h.compression, data, pos + 8)
 
-    def locate_batch(self, fd, idx):
-        """Decompress and validate packets ``idx``: ``[(i, buffer, start, count)]`` (worker side)."""
+    def decode_batch(self, fd, idx, size):
+        """Decompress, validate and convert packets ``idx`` (worker side): ``(idx, events)``.
+
+        Each packet is converted right after its decompression, while it is in cache, into one
+        batch-local ``EVENT_DTYPE`` array (placed into the output by the caller). Errors keep the
+        precedence of validating the whole batch first: a corrupt packet anywhere in the batch
+        wins over an out-of-range event in an earlier packet."""
         info = np.zeros(5, np.int64)
-        res = []
+        w, h = size
         scratch = bytearray(int(self.pk_size[idx].max())) if len(idx) and hasattr(os, "preadv") else None
-        for i in idx:
+        out, k, bad_xy = np.empty(0, EVENT_DTYPE), 0, None
+        for j, i in enumerate(idx):
             dec = np.frombuffer(self.payload(fd, i, scratch), np.uint8)
             status = _locate_events_kernel(dec, info)
             if status:
                 raise FormatError(self.path, int(self.pk_pos[i]) + 8, _EVTS_ERRORS[status].format(v=int(info[2]))
                                   + f" (byte {int(info[1])} of the decompressed packet)")
-            res.append((i, dec, int(info[3]), int(info[4])))
-        return res
-
-    def copy_batch(self, located, out, k, size):
-        """Copy located packets into ``out[k:]`` (room checked by the caller); return the new ``k``."""
-        w, h = size
-        for i, dec, start, count in located:
+            if bad_xy is not None:
+                continue  # only look for a corrupt packet now
+            start, count = int(info[3]), int(info[4])
+            if k + count > out.size:
+                # room for the rest of the batch at this packet's events per payload byte
+                rest = int(self.pk_size[idx[j:]].sum())
+                est = k + int(count / max(int(self.pk_size[i]), 1) * rest * 1.05) + count
+                grown = np.empty(max(est, 2 * out.size), EVENT_DTYPE)
+                grown[:k] = out[:k]
+                out = grown
             words = dec[start:start + 16 * count].view("<i8")
             bad = _copy_events_kernel(words if _LITTLE else words.astype(np.int64), out, k, w, h)
             if bad >= 0:
-                raise FormatError(self.path, int(self.pk_pos[i]) + 8,
-                                  f"event {bad} of the packet has x/y outside the stream's sizeX x sizeY {w}x{h} "
-                                  f"(byte {start + 16 * bad} of the decompressed packet)")
+                bad_xy = FormatError(self.path, int(self.pk_pos[i]) + 8,
+                                     f"event {bad} of the packet has x/y outside the stream's sizeX x sizeY {w}x{h} "
+                                     f"(byte {start + 16 * bad} of the decompressed packet)")
             k += count
-        return k
+        if bad_xy is not None:
+            raise bad_xy
+        return idx, out[:k]
 
     def table_packets(self, fd, stream, identifier, fields, dtype):
         """All elements of a table-vector stream (``IMUS``/``TRIG``) as a structured array."""
@@ -304,11 +315,13 @@ class _Reader:
             lo = hi
         return groups
 
-    def located(self, sid, batch_bytes, threads):
-        """Yield located batches of stream ``sid`` in file order, decompressed on ``threads`` threads."""
-        groups = self.batches(sid, batch_bytes)
+    def decoded(self, s, batch_bytes, threads):
+        """Yield ``(packet indices, events)`` of stream ``s`` in file order, batch by batch,
+        decoded on ``threads`` threads."""
+        groups = self.batches(s["id"], batch_bytes)
+        size = _size(s)
         with self.opened() as fd:
-            yield from map_ordered(lambda g: self.locate_batch(fd, g), groups, threads)
+            yield from map_ordered(lambda g: self.decode_batch(fd, g, size), groups, threads)
 
     @contextlib.contextmanager
     def opened(self):
