@@ -9,9 +9,10 @@ holds a size-prefixed flatbuffer (``EVTS``, ``FRME``, ``IMUS``, ``TRIG``). Packe
 table is never needed for reading. Events are 16-byte structs ``{int64 t; int16 x; int16 y; bool on}``.
 
 Reading: ``_walk_kernel`` lists the packets from a memory map; worker threads ``pread``,
-decompress (LZ4/Zstd release the GIL) and validate each ``EVTS`` flatbuffer
-(``_locate_events_kernel``); the calling thread copies the events into a preallocated output
-(``_copy_events_kernel``, GIL released). Container pieces live in ``_aedat4_layout.py``, the
+decompress (LZ4/Zstd release the GIL), validate each ``EVTS`` flatbuffer
+(``_locate_events_kernel``) and convert its events right away, while they are in cache, into a
+batch-local array (``_copy_events_kernel``, GIL released); the calling thread places each batch
+into a preallocated output with a byte copy. Container pieces live in ``_aedat4_layout.py``, the
 writer in ``_aedat4_writer.py``.
 """
 from __future__ import annotations
@@ -396,9 +397,9 @@ def _read_events(r, s, threads):
     if total < _INLINE_BELOW:
         threads = 1
     out, k, done = np.empty(0, EVENT_DTYPE), 0, 0
-    for located in r.located(s["id"], _BATCH_BYTES, threads):
-        m = sum(c for _, _, _, c in located)
-        done += int(r.pk_size[[i for i, _, _, _ in located]].sum())
+    for idx, ev in r.decoded(s, _BATCH_BYTES, threads):
+        m = ev.size
+        done += int(r.pk_size[idx].sum())
         if k + m > out.size:
             # First batch: size the output from its events per payload byte (untouched pages
             # cost no memory). Later packets that compress better: grow by copying.
@@ -406,7 +407,8 @@ def _read_events(r, s, threads):
             grown = np.empty(max(est, k + m), EVENT_DTYPE)
             grown[:k] = out[:k]
             out = grown
-        k = r.copy_batch(located, out, k, _size(s))
+        out[k:k + m] = ev  # a plain byte copy (GIL released)
+        k += m
     if k < out.size:
         try:
             out.resize(k, refcheck=False)  # shrinking reallocates in place; no copy
@@ -423,9 +425,7 @@ def iter_blocks(path, block_bytes, *, stream=None, allow_truncated=False, thread
     s = r.h.events_stream(stream)
     if s is None:
         return
-    for located in r.located(s["id"], max(1, min(int(block_bytes), 16 * _BATCH_BYTES)), threads):
-        out = np.empty(sum(c for _, _, _, c in located), EVENT_DTYPE)
-        r.copy_batch(located, out, 0, _size(s))
+    for _, out in r.decoded(s, max(1, min(int(block_bytes), 16 * _BATCH_BYTES)), threads):
         if out.size:
             yield out
 
