@@ -5,6 +5,10 @@ deflates full chunks in a thread pool (``zlib`` releases the GIL) and stores the
 ``write_direct_chunk``. The file is an ordinary HDF5 file: the dataset declares the ``shuffle``
 and ``gzip`` filters, and every chunk holds exactly the bytes those filters would have written
 (zlib stream of the byte-shuffled chunk; edge chunks zero-padded to the full chunk shape).
+
+``StagedAppender`` is the uncompressed counterpart: rows go to a raw staging file next to the
+HDF5 file, and ``finish`` writes one contiguous (unchunked, unfiltered) dataset of the final
+length, so that reading rows ``[a, b)`` later is a single contiguous read.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["ChunkAppender", "default_threads"]
+__all__ = ["ChunkAppender", "StagedAppender", "default_threads"]
 
 
 def default_threads() -> int:
@@ -103,3 +107,58 @@ class ChunkAppender:
         for _, fut in self.pending:
             fut.cancel()
         self.pending = []
+
+
+class StagedAppender:
+    """Append 1-D rows destined for the contiguous dataset ``name`` of the open h5py file ``f``.
+
+    Rows are cast to ``dtype`` and written to the raw file ``stage`` (created here); ``finish()``
+    creates ``name`` with the final length, contiguous and without filters, as ``narrow`` when
+    given and every value fits it (else ``dtype``), copies the rows in blocks and deletes
+    ``stage``; ``abandon()`` deletes ``stage``. ``ds`` is None until ``finish``.
+    """
+
+    BLOCK = 1 << 22
+
+    def __init__(self, f, name: str, dtype, stage, narrow=None):
+        self.f, self.name, self.dtype = f, name, np.dtype(dtype)
+        self.narrow = None if narrow is None else np.dtype(narrow)
+        self.stage = stage
+        self.fh = open(stage, "wb+")
+        self.rows = 0
+        self.lo = self.hi = 0
+        self.ds = None
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.ndim != 1:
+            raise ValueError(f"StagedAppender takes 1-D rows, got shape {rows.shape}")
+        if rows.size and self.narrow is not None:
+            self.lo, self.hi = min(self.lo, int(rows.min())), max(self.hi, int(rows.max()))
+        self.fh.write(rows.tobytes())
+        self.rows += rows.shape[0]
+
+    def finish(self) -> None:
+        """Create the contiguous dataset and copy the staged rows into it."""
+        dtype = self.dtype
+        if self.narrow is not None:
+            info = np.iinfo(self.narrow)
+            if info.min <= self.lo and self.hi <= info.max:
+                dtype = self.narrow
+        self.ds = self.f.create_dataset(self.name, shape=(self.rows,), dtype=dtype)
+        self.fh.flush()
+        self.fh.seek(0)
+        done = 0
+        while done < self.rows:
+            block = np.fromfile(self.fh, self.dtype, count=min(self.BLOCK, self.rows - done))
+            self.ds[done:done + block.shape[0]] = block.astype(dtype, copy=False)
+            done += block.shape[0]
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Close and delete the staging file (idempotent)."""
+        self.fh.close()
+        try:
+            os.unlink(self.stage)
+        except FileNotFoundError:
+            pass

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from ._filelock import FileLock
-from ._h5chunks import ChunkAppender, default_threads
+from ._h5chunks import ChunkAppender, StagedAppender, default_threads
 from ._timeindex import check_time_index, chunk_times, sample_span, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
@@ -40,6 +40,7 @@ FORMATS = {"events": "neurodata-events", "frames": "neurodata-frames"}
 CHUNK_EVENTS = 4096  # chosen with scripts/bench_datasets.py (see docs/cache.md)
 GZIP_LEVEL = 1
 FILTERS = dict(compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
+COMPRESSIONS = ("gzip", None)  # events columns: gzip-1 + shuffle, 4096-event chunks | contiguous, raw
 _FLUSH_EVENTS = 1 << 20
 
 
@@ -226,6 +227,11 @@ class _Writer:
         self.appenders[name] = ChunkAppender(ds, self.pool, GZIP_LEVEL)
         return ds
 
+    def _staged(self, name: str, dtype, narrow=None) -> None:
+        """An uncompressed contiguous 1-D dataset written at ``close`` (``StagedAppender``)."""
+        stage = self.path.with_name(f"{self.path.name}.{name.replace('/', '-')}.stage")
+        self.appenders[name] = StagedAppender(self.f, name, dtype, stage, narrow)
+
     def _add_meta(self, label, source, t_offset, meta) -> None:
         i = len(self.labels)
         names = set(self.meta) - {"source", "t_offset"}
@@ -264,6 +270,8 @@ class _Writer:
             f.attrs["complete"] = 1  # last: a file without it is never served
         finally:
             self.pool.shutdown(cancel_futures=True)
+            for app in self.appenders.values():
+                app.abandon()
             f.close()
 
     def __enter__(self):
@@ -293,15 +301,27 @@ class EventsWriter(_Writer):
     class_names : sequence of str, label ``i`` is ``class_names[i]``.
     source_checksums : dict file name -> ``"md5:<hex>"``/``"sha256:<hex>"``.
     attrs : dict of JSON-able extra attributes (stored as the JSON string attribute ``extra``).
-    chunk_events : int, HDF5 chunk length of the event columns.
+    chunk_events : int
+        HDF5 chunk length of the gzip event columns, and the row granularity of ``time_index``.
+    compression : ``"gzip"`` (default) or None, keyword-only
+        ``"gzip"``: shuffle + gzip level 1 in ``chunk_events`` chunks (smallest file; a random
+        read inflates every chunk the sample touches). None: contiguous, unfiltered columns
+        (larger file, a random read is two plain contiguous reads). Stored as the root attribute
+        ``compression`` (``"gzip"`` / ``"none"``); see ``docs/cache.md`` for measured sizes/speeds.
+        Uncompressed columns are staged in ``<path>.events-dt.stage`` / ``.events-xyp.stage``
+        files next to ``path`` while writing (removed on close or error).
     """
 
     kind = "events"
 
     def __init__(self, path, *, key, sensor_size, class_names=(), source_checksums=None, attrs=None,
-                 chunk_events: int = CHUNK_EVENTS, threads=None):
+                 chunk_events: int = CHUNK_EVENTS, threads=None, compression: str | None = "gzip"):
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
         super().__init__(path, key=key, class_names=class_names, source_checksums=source_checksums, attrs=attrs,
                          threads=threads)
+        self.compression = compression
+        self.f.attrs["compression"] = compression or "none"
         self.sensor_size = check_sensor_size(sensor_size)
         W, H, _ = self.sensor_size
         self.f.attrs["sensor_size"] = np.array(self.sensor_size, np.int64)
@@ -309,8 +329,13 @@ class EventsWriter(_Writer):
         self.f.attrs["xyp_bits"] = self.xyp_bits
         self.chunk_events = int(chunk_events)
         self.f.create_group("events")
-        self._dataset("events/dt", (), np.int32, self.chunk_events)
-        self._dataset("events/xyp", (), "<u4" if self.xyp_bits == 8 else "<u8", self.chunk_events)
+        xyp = "<u4" if self.xyp_bits == 8 else "<u8"
+        if compression is None:  # dt staged as int64, stored as int32 when every delta fits
+            self._staged("events/dt", np.int64, narrow=np.int32)
+            self._staged("events/xyp", xyp)
+        else:
+            self._dataset("events/dt", (), np.int32, self.chunk_events)
+            self._dataset("events/xyp", (), xyp, self.chunk_events)
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self._flushed = 0
@@ -348,7 +373,7 @@ class EventsWriter(_Writer):
         dt = np.diff(ev["t"], prepend=np.int64(0))
         starts = (np.cumsum(counts) - counts)[counts > 0]
         dt[starts] = ev["t"][starts]  # each sample's first delta is from t = 0
-        if self.appenders["events/dt"].ds.dtype == np.int32 and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
+        if self.compression and self.appenders["events/dt"].ds.dtype == np.int32 and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
             self._widen_dt()
         self.appenders["events/dt"].append(dt)
         self.appenders["events/xyp"].append(pack_xyp(ev, self.xyp_bits))
@@ -490,15 +515,16 @@ class _Store:
 
 
 @njit(cache=True, nogil=True)
-def _assemble_kernel(dt, words, t_out, x_out, y_out, p_out):
-    """t = cumsum(dt) (int64, wrapping like numpy), x/y/p = words[:, 0/1/2]; equal lengths."""
+def _assemble_kernel(dt, words, out):
+    """``out[i]`` (EVENT_DTYPE) = (cumsum(dt)[i] (int64, wrapping like numpy), words[i, 0/1/2]);
+    equal lengths. One record array instead of four field views: less call overhead per read."""
     acc = np.int64(0)
     for i in range(dt.shape[0]):
         acc += dt[i]
-        t_out[i] = acc
-        x_out[i] = words[i, 0]
-        y_out[i] = words[i, 1]
-        p_out[i] = words[i, 2]
+        out[i]["t"] = acc
+        out[i]["x"] = words[i, 0]
+        out[i]["y"] = words[i, 1]
+        out[i]["p"] = words[i, 2]
 
 
 class EventsStore(_Store):
@@ -545,18 +571,19 @@ class EventsStore(_Store):
         (None: row ``a`` starts the sample, its delta counts from 0)."""
         out = np.empty(b - a, EVENT_DTYPE)
         if b > a:
-            self._file()
+            if self._pid != os.getpid():  # the hot path only reuses this process's bound datasets
+                self._file()
             dt, xyp = self._ds
             try:
                 words = xyp[a:b].view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
                 deltas = dt[a:b]
-                if t_first is not None:
-                    deltas = deltas.astype(np.int64)
-                    deltas[0] = t_first
-                _assemble_kernel(deltas, words, out["t"], out["x"], out["y"], out["p"])
             except OSError as e:
                 raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
                                  "delete it (`neurodata cache rm`) to rebuild") from None
+            if t_first is not None:
+                deltas = deltas.astype(np.int64)
+                deltas[0] = t_first
+            _assemble_kernel(deltas, words, out)
         return out
 
     def __getitem__(self, i):

@@ -49,26 +49,6 @@ def _bswap(v):
 
 
 @njit(cache=True, nogil=True)
-def _count_kernel(w32, skip_mask, prev_t):
-    """``(polarity events, timestamp wraps)`` among the records of ``w32``.
-
-    ``w32`` holds the raw big-endian (address, timestamp) words of whole records, read as
-    native ``uint32``. A record is a polarity event when ``address & skip_mask == 0`` (DVS128:
-    ``0x8000``; DAVIS: ``0x80000400``). ``prev_t`` is the raw timestamp of the record before the
-    first (-1: none); a wrap is a timestamp more than ``2**31`` below the previous one.
-    """
-    kept = 0
-    wraps = 0
-    for i in range(w32.size // 2):
-        a = _bswap(w32[2 * i])
-        t = np.int64(_bswap(w32[2 * i + 1]))
-        wraps += prev_t - t > 2147483648
-        prev_t = t
-        kept += (a & skip_mask) == 0
-    return kept, wraps
-
-
-@njit(cache=True, nogil=True)
 def _decode_kernel(w32, layout, prev_t, wraps, out):
     """Decode the polarity events among the records of ``w32`` into ``out`` (from index 0).
 
@@ -152,12 +132,14 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None, check
     """Decode window by window; ``out_for(k)`` gives ``(out, pos)`` with room for ``k`` events
     at ``pos``. Yields ``(out, pos, written)`` after each window.
 
-    Chunk ``c`` of a window is written at ``pos`` + the polarity events of the chunks before it,
-    counted first (with their wraps) for every chunk but the last.
+    Chunk ``c`` of a window is decoded at ``pos`` + its first record's index in the window (a
+    record is at most one event) as if no wrap came before it in the window. Only when an
+    earlier chunk skipped records (special/APS/IMU) or wrapped are its events then moved down
+    (in order, so moves never overwrite events still to move) and their ``t`` raised by
+    ``2**32`` per earlier wrap: the same result as a serial pass, with no counting pass.
     """
     rec = header.record_size
     layout, guess = layout
-    skip = np.uint32(0x8000 if layout == DVS128 else 0x80000400)
     prev_t, wraps = -1, 0
     for r0, view in iter_windows(path, header.data_offset, rec, n, window_bytes):
         if guess:
@@ -167,20 +149,26 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None, check
         b = workers.bounds(k, rec)
         parts = [w32[2 * b[c]:2 * b[c + 1]] for c in range(b.size - 1)]
         firsts = [prev_t] + [_raw_t(w32, int(i) - 1) for i in b[1:-1]]
-        counts = workers.map(lambda c: _count_kernel(parts[c], skip, firsts[c]), len(parts) - 1)
-        kept = np.concatenate(([0], np.cumsum([c[0] for c in counts], dtype=np.int64)))
-        wr = np.concatenate(([0], np.cumsum([c[1] for c in counts], dtype=np.int64))) + wraps
         out, pos = out_for(k)
-        room = np.append(np.diff(kept), b[-1] - b[-2])  # exact, but the last chunk: its records
-        res = workers.map(lambda c: _decode_kernel(parts[c], layout, firsts[c], wr[c],
-                                                   out[pos + kept[c]:pos + kept[c] + room[c]]),
+        res = workers.map(lambda c: _decode_kernel(parts[c], layout, firsts[c], wraps,
+                                                   out[pos + b[c]:pos + b[c + 1]]),
                           len(parts))
         if check and header.sensor_size is not None:
             W, H, _ = header.sensor_size
             if max(r[2] for r in res) >= W or max(r[3] for r in res) >= H:
                 _raise_outside(path, header, layout, view, r0)
-        prev_t, wraps = _raw_t(w32, k - 1), int(wr[-1] + res[-1][1])
-        yield out, pos, int(kept[-1] + res[-1][0])
+        o, extra = pos + int(res[0][0]), int(res[0][1])
+        for c in range(1, len(parts)):
+            m = int(res[c][0])
+            src = out[pos + b[c]:pos + b[c] + m]
+            if extra:
+                src["t"] += extra << 32
+            if o != pos + b[c]:
+                out[o:o + m].view(np.uint8)[:] = src.view(np.uint8)  # o < source start: a safe forward copy
+            o += m
+            extra += int(res[c][1])
+        prev_t, wraps = _raw_t(w32, k - 1), wraps + extra
+        yield out, pos, o - pos
 
 
 def _raise_outside(path, header, layout, view, r0):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import queue
 import sys
 import warnings
 from typing import NamedTuple
@@ -250,17 +251,22 @@ class _Reader:
             raise FormatError(self.path, pos + 8, f"file shrank while reading: {got} of {size} bytes")
         return decompress(self.path, self.h.compression, data, pos + 8)
 
-    def decode_batch(self, fd, idx, size):
-        """Decompress, validate and convert packets ``idx`` (worker side): ``(idx, events)``.
+    def decode_batch(self, fd, idx, size, free):
+        """Decompress, validate and convert packets ``idx`` (worker side): ``(idx, buffer, count)``,
+        the events in ``buffer[:count]``.
 
         Each packet is converted right after its decompression, while it is in cache, into one
-        batch-local ``EVENT_DTYPE`` array (placed into the output by the caller). Errors keep the
+        batch-local ``EVENT_DTYPE`` buffer, taken from the queue ``free`` when it holds one (a
+        recycled buffer's pages are already mapped; None: always a new one). Errors keep the
         precedence of validating the whole batch first: a corrupt packet anywhere in the batch
         wins over an out-of-range event in an earlier packet."""
         info = np.zeros(5, np.int64)
         w, h = size
         scratch = bytearray(int(self.pk_size[idx].max())) if len(idx) and hasattr(os, "preadv") else None
         out, k, bad_xy = np.empty(0, EVENT_DTYPE), 0, None
+        if free is not None:
+            with contextlib.suppress(queue.Empty):
+                out = free.get_nowait()
         for j, i in enumerate(idx):
             dec = np.frombuffer(self.payload(fd, i, scratch), np.uint8)
             status = _locate_events_kernel(dec, info)
@@ -274,9 +280,7 @@ class _Reader:
                 # room for the rest of the batch at this packet's events per payload byte
                 rest = int(self.pk_size[idx[j:]].sum())
                 est = k + int(count / max(int(self.pk_size[i]), 1) * rest * 1.05) + count
-                grown = np.empty(max(est, 2 * out.size), EVENT_DTYPE)
-                grown[:k] = out[:k]
-                out = grown
+                out = _place(np.empty(max(est, 2 * out.size), EVENT_DTYPE), 0, out[:k])
             words = dec[start:start + 16 * count].view("<i8")
             bad = _copy_events_kernel(words if _LITTLE else words.astype(np.int64), out, k, w, h)
             if bad >= 0:
@@ -286,7 +290,7 @@ class _Reader:
             k += count
         if bad_xy is not None:
             raise bad_xy
-        return idx, out[:k]
+        return idx, out, k
 
     def table_packets(self, fd, stream, identifier, fields, dtype):
         """All elements of a table-vector stream (``IMUS``/``TRIG``) as a structured array."""
@@ -316,13 +320,20 @@ class _Reader:
             lo = hi
         return groups
 
-    def decoded(self, s, batch_bytes, threads):
+    def decoded(self, s, batch_bytes, threads, recycle):
         """Yield ``(packet indices, events)`` of stream ``s`` in file order, batch by batch,
-        decoded on ``threads`` threads."""
+        decoded on ``threads`` threads. ``recycle``: the caller is done with each ``events``
+        when it asks for the next, so its buffer is reused (fresh pages cost page faults)."""
         groups = self.batches(s["id"], batch_bytes)
         size = _size(s)
+        free = queue.SimpleQueue() if recycle else None
         with self.opened() as fd:
-            yield from map_ordered(lambda g: self.decode_batch(fd, g, size), groups, threads)
+            for idx, buf, k in map_ordered(lambda g: self.decode_batch(fd, g, size, free), groups, threads):
+                if recycle:
+                    yield idx, buf[:k]
+                    free.put(buf)
+                else:
+                    yield idx, _trimmed(buf, k)
 
     @contextlib.contextmanager
     def opened(self):
@@ -390,6 +401,23 @@ def _size(s):
     return s["size"] or (MAX_SIDE, MAX_SIDE)
 
 
+def _trimmed(buf, k):
+    """``buf[:k]`` as an array owning exactly its events (shrunk in place; a copy if impossible)."""
+    if k < buf.size:
+        try:
+            buf.resize(k, refcheck=False)
+        except ValueError:
+            buf = buf[:k].copy()
+    return buf
+
+
+def _place(dst, k, src):
+    """Copy ``src`` into ``dst[k:k + src.size]`` as bytes and return ``dst`` (numpy copies the
+    13-byte packed records field by field, ~20x slower than this memcpy)."""
+    dst[k:k + src.size].view(np.uint8)[:] = src.view(np.uint8)
+    return dst
+
+
 def _read_events(r, s, threads):
     if s is None:
         return np.empty(0, EVENT_DTYPE)
@@ -397,24 +425,17 @@ def _read_events(r, s, threads):
     if total < _INLINE_BELOW:
         threads = 1
     out, k, done = np.empty(0, EVENT_DTYPE), 0, 0
-    for idx, ev in r.decoded(s, _BATCH_BYTES, threads):
+    for idx, ev in r.decoded(s, _BATCH_BYTES, threads, recycle=True):
         m = ev.size
         done += int(r.pk_size[idx].sum())
         if k + m > out.size:
             # First batch: size the output from its events per payload byte (untouched pages
             # cost no memory). Later packets that compress better: grow by copying.
             est = int(m / max(done, 1) * total * 1.02) + m + 1024 if k == 0 else 2 * out.size
-            grown = np.empty(max(est, k + m), EVENT_DTYPE)
-            grown[:k] = out[:k]
-            out = grown
-        out[k:k + m] = ev  # a plain byte copy (GIL released)
+            out = _place(np.empty(max(est, k + m), EVENT_DTYPE), 0, out[:k])
+        _place(out, k, ev)
         k += m
-    if k < out.size:
-        try:
-            out.resize(k, refcheck=False)  # shrinking reallocates in place; no copy
-        except ValueError:
-            out = out[:k]
-    return out
+    return _trimmed(out, k)  # shrinking reallocates in place; no copy
 
 
 def iter_blocks(path, block_bytes, *, stream=None, allow_truncated=False, threads=None):
@@ -425,7 +446,7 @@ def iter_blocks(path, block_bytes, *, stream=None, allow_truncated=False, thread
     s = r.h.events_stream(stream)
     if s is None:
         return
-    for _, out in r.decoded(s, max(1, min(int(block_bytes), 16 * _BATCH_BYTES)), threads):
+    for _, out in r.decoded(s, max(1, min(int(block_bytes), 16 * _BATCH_BYTES)), threads, recycle=False):
         if out.size:
             yield out
 

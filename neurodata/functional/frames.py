@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from ..events import as_events, check_bounds, check_sensor_size, check_sorted
 
-__all__ = ["to_frame", "FRAME_DTYPES", "validate_events"]
+__all__ = ["to_frame", "FRAME_DTYPES", "validate_events", "raise_violation"]
 
 FRAME_DTYPES = tuple(np.dtype(d) for d in ("uint8", "int16", "uint16", "int32", "int64", "float32", "float64"))
 """Output dtypes accepted by :func:`to_frame`; integer outputs saturate at the dtype's maximum."""
@@ -102,18 +102,19 @@ def _count_range(words, i0, i1, ta, tb, dst, base, W, H, P, bad, misplaced):
     b = np.uint64(base)
     span = np.uint64(tb - ta)
     tau = np.uint64(ta)
+    reach = np.uint64(0)  # max of t - ta (unsigned): one max per event, one compare per range
     for i in range(np.uint64(i0), np.uint64(i1)):
         w = words[i, 1]
         xi = (w >> np.uint64(24)) & np.uint64(0xFFFF)
         yi = (w >> np.uint64(40)) & np.uint64(0xFFFF)
         pi = w >> np.uint64(56)
-        if xi >= Wu or yi >= Hu or pi >= pmax:
+        if xi >= Wu or yi >= Hu or pi >= pmax:  # checked before the write
             if bad < 0 or np.int64(i) < bad:
                 bad = np.int64(i)
             continue
         dst[b + (pi * pmul * Hu + yi) * Wu + xi] += 1
-        misplaced |= (words[i, 0] - tau) > span
-    return bad, misplaced
+        reach = max(reach, words[i, 0] - tau)
+    return bad, misplaced or reach > span
 
 
 @njit(cache=True)
@@ -215,6 +216,26 @@ def validate_events(events, sensor_size, *, need_sorted: bool, on_out_of_bounds:
     elif unsorted >= 0:
         check_sorted(ev, name)
     return ev, (W, H, P)
+
+
+# status codes that kernels checking their input as they go return with the first offending index
+OK, OUT_OF_BOUNDS, UNSORTED = 0, 1, 2
+
+
+def raise_violation(ev, sizes, status: int, index: int, name: str = "events"):
+    """Raise the ``ValueError`` of :func:`validate_events` for a kernel's ``(status, index)``.
+
+    A kernel that checks each event before using it stops at the first violation of either kind:
+    ``index`` is then the first out-of-bounds event, resp. the first decreasing ``t`` with all
+    earlier events in bounds. Bounds take precedence as in :func:`validate_events`, so an
+    ``UNSORTED`` report still scans the rest for out-of-bounds events.
+    """
+    if status == OUT_OF_BOUNDS:
+        check_bounds(ev[: index + 1], sizes, name)
+    elif status == UNSORTED:
+        check_bounds(ev, sizes, name)
+        check_sorted(ev[: index + 1], name)
+    raise AssertionError(f"kernel reported status {status} at index {index}; the checks found none")
 
 
 def _check_oob_policy(on_out_of_bounds):

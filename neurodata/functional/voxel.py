@@ -7,34 +7,60 @@ import numbers
 import numpy as np
 from numba import njit
 
-from .frames import validate_events
+from ..events import as_events, check_sensor_size
+from .frames import OK, _event_words, raise_violation, validate_events
 
 __all__ = ["to_voxel_grid"]
 
 
 @njit(cache=True)
-def _voxel_kernel(t, x, y, p, B, W, H, out):
-    """Add ``±max(0, 1 - |b - t*|)`` to ``out[b, y, x]`` (flat float64, ``B*H*W``) per event."""
-    n = t.shape[0]
+def _voxel_kernel(words, B, W, H, P, out):
+    """Add ``±max(0, 1 - |b - t*|)`` to ``out[b, y, x]`` (flat float64, ``B*H*W``) per event.
+
+    ``words`` is :func:`~neurodata.functional.frames._event_words` of the events (``t`` bits and
+    ``x``, ``y``, ``p`` in one word). Each event is checked before its write: returns ``(1, i)``
+    (``OUT_OF_BOUNDS``) for an ``x``/``y``/``p`` outside ``(W, H, P)``, ``(2, i)`` (``UNSORTED``)
+    where ``t`` decreases, else ``(0, -1)`` (``OK``; the codes of :mod:`.frames`). Writes stay
+    inside ``out`` whatever ``t`` holds: the pixel is checked and ``t*`` clamped to ``[0, B-1]``.
+    """
+    n = words.shape[0]
     if n == 0:
-        return
-    t0 = t[0]
-    span = float(t[n - 1] - t0)
+        return 0, -1
+    t0 = np.int64(words[0, 0])
+    span = float(np.int64(words[n - 1, 0]) - t0)
     scale = float(B - 1)
+    if not span > 0.0:  # one timestamp: t* = 0 * d / 1 = 0 for every event
+        span = 1.0
+        scale = 0.0
     plane = np.uint64(H * W)
     Wu = np.uint64(W)
+    Hu = np.uint64(H)
+    pmax = np.uint64(P if P > 1 else 256)
     last = np.uint64(B - 1)
-    for i in range(n):
-        ts = 0.0
-        if span > 0.0:
-            ts = (scale * float(t[i] - t0)) / span
+    prev = t0
+    for i in range(np.uint64(n)):  # unsigned: no negative-index wrap-around
+        w = words[i, 1]
+        xi = (w >> np.uint64(24)) & np.uint64(0xFFFF)
+        yi = (w >> np.uint64(40)) & np.uint64(0xFFFF)
+        pi = w >> np.uint64(56)
+        if xi >= Wu or yi >= Hu or pi >= pmax:
+            return 1, np.int64(i)  # OUT_OF_BOUNDS (literal: kernels read no globals)
+        ti = np.int64(words[i, 0])
+        if ti < prev:
+            return 2, np.int64(i)  # UNSORTED
+        prev = ti
+        ts = (scale * float(ti - t0)) / span
+        # sorted input has 0 <= ts <= B - 1 already; the clamp keeps the float -> uint64
+        # conversion defined for unsorted (reported later) or int64-overflowing t
+        ts = min(max(ts, 0.0), scale)
         left = min(np.uint64(ts), last)  # ts >= 0: truncation is floor
         frac = ts - float(left)
-        pol = 1.0 if p[i] > 0 else -1.0
-        pix = np.uint64(y[i]) * Wu + np.uint64(x[i])  # unsigned: no negative-index wrap-around
+        pol = 1.0 if pi > 0 else -1.0
+        pix = yi * Wu + xi
         out[left * plane + pix] += pol * (1.0 - frac)
         if left < last:
             out[(left + np.uint64(1)) * plane + pix] += pol * frac
+    return 0, -1
 
 
 def to_voxel_grid(events, sensor_size, n_time_bins: int, *, dtype=np.float32,
@@ -66,8 +92,16 @@ def to_voxel_grid(events, sensor_size, n_time_bins: int, *, dtype=np.float32,
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    ev, (W, H, _) = validate_events(events, sensor_size, need_sorted=True,
+    B = int(n_time_bins)
+    if on_out_of_bounds == "raise":  # cheap checks here; bounds and order in the kernel
+        ev = as_events(events)
+        sizes = check_sensor_size(sensor_size)
+    else:
+        ev, sizes = validate_events(events, sensor_size, need_sorted=True,
                                     on_out_of_bounds=on_out_of_bounds)
-    out = np.zeros(int(n_time_bins) * H * W, np.float64)
-    _voxel_kernel(ev["t"], ev["x"], ev["y"], ev["p"], int(n_time_bins), W, H, out)
-    return out.reshape(int(n_time_bins), 1, H, W).astype(dt, copy=False)
+    W, H, P = sizes
+    out = np.zeros(B * H * W, np.float64)
+    status, index = _voxel_kernel(_event_words(ev), B, W, H, P, out)
+    if status != OK:
+        raise_violation(ev, sizes, status, index)
+    return out.reshape(B, 1, H, W).astype(dt, copy=False)

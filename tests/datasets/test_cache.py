@@ -26,6 +26,7 @@ from tests.helpers import event_arrays, random_events
 
 SENSOR = (34, 34, 2)
 CLASSES = [str(d) for d in range(10)]
+COMPRESSION = pytest.mark.parametrize("compression", ["gzip", None])
 
 
 def make_samples(n=40, seed=0, sensor=SENSOR):
@@ -50,15 +51,17 @@ def assert_same(store, samples):
 
 
 # --- schema -------------------------------------------------------------------------------------
-def test_round_trip_and_attributes(tmp_path):
+@COMPRESSION
+def test_round_trip_and_attributes(tmp_path, compression):
     samples = make_samples()
     samples[3] = (samples[3][0][:0], 3, samples[3][2])  # an empty sample
     ev = samples[5][0].copy()
     ev["t"] = ev["t"][::-1]  # unsorted timestamps survive (signed deltas)
     samples[5] = (ev, 5, samples[5][2])
     n = build_events(tmp_path / "c.h5", samples, source_checksums={"train.zip": "md5:" + "0" * 32},
-                     attrs={"orientation": "as stored", "split": "train"})
+                     attrs={"orientation": "as stored", "split": "train"}, compression=compression)
     assert n == len(samples)
+    assert store_attr(tmp_path / "c.h5", "compression") == (compression or "none")
     store = EventsStore(tmp_path / "c.h5", key="k")
     assert_same(store, samples)
     assert store[-1][1] == samples[-1][1]
@@ -73,11 +76,23 @@ def test_round_trip_and_attributes(tmp_path):
     assert list(store.meta("t_offset")) == [s[2]["t_offset"] for s in samples]
 
 
-def test_readable_with_h5py_alone_as_documented(tmp_path):
+def store_attr(path, name):
+    with h5py.File(path, "r") as f:
+        return f.attrs[name]
+
+
+@COMPRESSION
+def test_readable_with_h5py_alone_as_documented(tmp_path, compression):
     samples = make_samples(12)
-    build_events(tmp_path / "c.h5", samples)
+    build_events(tmp_path / "c.h5", samples, compression=compression)
     with h5py.File(tmp_path / "c.h5", "r") as f:
         assert f.attrs["format"] == "neurodata-events" and f.attrs["complete"] == 1
+        for name in ("events/dt", "events/xyp"):  # the documented layouts
+            ds = f[name]
+            if compression is None:
+                assert ds.chunks is None and ds.compression is None and not ds.shuffle
+            else:
+                assert ds.chunks == (4096,) and ds.compression == "gzip" and ds.compression_opts == 1 and ds.shuffle
         off = f["offsets"][:]
         for i, (ev, label, meta) in enumerate(samples):
             a, b = off[i], off[i + 1]
@@ -97,25 +112,28 @@ def test_readable_with_h5py_alone_as_documented(tmp_path):
 @given(st.lists(st.one_of(event_arrays(max_x=33, max_y=33, max_n=50),
                           event_arrays(max_x=33, max_y=33, max_n=50, sorted_t=False, min_t=-2**62, max_t=2**62)),
                 max_size=6),
-       st.sampled_from([1, 3, 64]))
-def test_round_trip_property(samples, chunk):
+       st.sampled_from([1, 3, 64]), st.sampled_from(["gzip", None]))
+def test_round_trip_property(samples, chunk, compression):
     with tempfile.TemporaryDirectory() as d:
         rows = [(ev, i, {"source": str(i), "t_offset": -i}) for i, ev in enumerate(samples)]
-        write_events_cache(Path(d) / "c.h5", rows, key="k", sensor_size=SENSOR, chunk_events=chunk, threads=2)
+        write_events_cache(Path(d) / "c.h5", rows, key="k", sensor_size=SENSOR, chunk_events=chunk, threads=2,
+                           compression=compression)
         store = EventsStore(Path(d) / "c.h5", "k")
         assert_same(store, rows)
         assert list(store.meta("t_offset")) == [-i for i in range(len(rows))]
         store.close()
+        assert sorted(os.listdir(d)) == ["c.h5"]  # no staging file left
 
 
-def test_wide_values(tmp_path):
+@COMPRESSION
+def test_wide_values(tmp_path, compression):
     big = np.zeros(3, EVENT_DTYPE)
     big["t"] = [5, 2**40, 2**40 + 1]  # a delta beyond int32 widens the column
     big["x"] = [0, 300, 639]
     big["y"] = [479, 0, 1]
     samples = [(big, 0, {"source": "a", "t_offset": 0, "score": 0.5}),
                (make_samples(1)[0][0], 1, {"source": "b", "t_offset": 7, "score": 1.5})]
-    write_events_cache(tmp_path / "c.h5", samples, key="k", sensor_size=(640, 480, 2))
+    write_events_cache(tmp_path / "c.h5", samples, key="k", sensor_size=(640, 480, 2), compression=compression)
     store = EventsStore(tmp_path / "c.h5")
     assert_same(store, samples)
     assert list(store.meta("score")) == [0.5, 1.5]
@@ -137,6 +155,45 @@ def test_writer_validates(tmp_path):
             w.append(ev[:0], 0)
     with pytest.raises(ValueError, match="key"):
         EventsWriter(tmp_path / "b.h5", key="", sensor_size=SENSOR)
+    with pytest.raises(ValueError, match="compression must be one of"):
+        EventsWriter(tmp_path / "c.h5", key="k", sensor_size=SENSOR, compression="lzf")
+
+
+def test_uncompressed_int32_deltas_and_staging_cleanup(tmp_path):
+    samples = make_samples(6)
+    build_events(tmp_path / "c.h5", samples, compression=None)
+    with h5py.File(tmp_path / "c.h5") as f:  # staged as int64, stored narrow when every delta fits
+        assert f["events/dt"].dtype == np.int32 and f["events/xyp"].dtype == np.uint32
+        rows = f.attrs["num_rows"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5"]
+    assert os.path.getsize(tmp_path / "c.h5") >= 8 * rows  # 4 + 4 bytes per event, uncompressed
+    with pytest.raises(RuntimeError, match="boom"):  # an error while writing removes the staging files
+        with EventsWriter(tmp_path / "d.h5", key="k", sensor_size=SENSOR, compression=None) as w:
+            w.append(samples[0][0], 0)
+            assert len(list(tmp_path.glob("d.h5.*.stage"))) == 2
+            raise RuntimeError("boom")
+    assert not list(tmp_path.glob("*.stage"))
+
+
+def test_window_reads_uncompressed(tmp_path):
+    samples = make_samples(5, seed=4)
+    samples = [(np.sort(ev, order="t"), label, meta) for ev, label, meta in samples]
+    build_events(tmp_path / "c.h5", samples, compression=None, chunk_events=64)
+    store = EventsStore(tmp_path / "c.h5", "k")
+    for i, (ev, _, _) in enumerate(samples):
+        for lo, hi in [(0, 10), (50_000, 120_000), (299_000, 400_000)]:
+            assert np.array_equal(store.read_window(i, lo, hi), ev[(ev["t"] >= lo) & (ev["t"] < hi)])
+
+
+def test_gzip_and_uncompressed_files_hold_the_same_events(tmp_path):
+    samples = make_samples(30, seed=9)
+    build_events(tmp_path / "g.h5", samples)
+    build_events(tmp_path / "r.h5", samples, compression=None)
+    g, r = EventsStore(tmp_path / "g.h5"), EventsStore(tmp_path / "r.h5")
+    assert os.path.getsize(tmp_path / "r.h5") > os.path.getsize(tmp_path / "g.h5")
+    for i in np.random.default_rng(0).integers(0, len(samples), 100):
+        (a, la), (b, lb) = g[i], r[i]
+        assert np.array_equal(a, b) and la == lb
 
 
 def test_random_access_sanity(tmp_path):
@@ -294,15 +351,15 @@ def test_sigkill_during_build_never_serves_partial_data(tmp_path):
     assert sorted(x.name for x in path.parent.iterdir()) == ["c.h5"]
 
 
-def _write_invalid(path, how, samples):
+def _write_invalid(path, how, samples, compression="gzip"):
     if how == "garbage":
         path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     elif how == "truncated":
-        build_events(path, samples)
+        build_events(path, samples, compression=compression)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif how in ("incomplete", "schema", "stale", "foreign"):
-        build_events(path, samples, key="old" if how == "stale" else "k")
+        build_events(path, samples, key="old" if how == "stale" else "k", compression=compression)
         with h5py.File(path, "a") as f:
             if how == "incomplete":
                 del f.attrs["complete"]
@@ -312,11 +369,12 @@ def _write_invalid(path, how, samples):
                 f.attrs["format"] = "something-else"
 
 
+@COMPRESSION
 @pytest.mark.parametrize("how", ["garbage", "truncated", "incomplete", "schema", "stale", "foreign"])
-def test_invalid_file_detected_and_rebuilt(tmp_path, how):
+def test_invalid_file_detected_and_rebuilt(tmp_path, how, compression):
     samples = make_samples(8)
     path = tmp_path / "c.h5"
-    _write_invalid(path, how, samples)
+    _write_invalid(path, how, samples, compression)
     assert check_cache(path, "k") is not None
     with pytest.raises(CacheError, match="cannot be served"):
         EventsStore(path, key="k")
@@ -373,11 +431,12 @@ def identity(x):
 
 
 @pytest.mark.slow
+@COMPRESSION
 @pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_pickle_and_dataloader_workers(tmp_path, context):
+def test_pickle_and_dataloader_workers(tmp_path, context, compression):
     torch = pytest.importorskip("torch")
     samples = make_samples(24, seed=5)
-    build_events(tmp_path / "c.h5", samples)
+    build_events(tmp_path / "c.h5", samples, compression=compression)
     store = EventsStore(tmp_path / "c.h5", "k")
     store[0]  # opens a handle in the parent before the workers start
     clone = pickle.loads(pickle.dumps(store))
@@ -389,3 +448,26 @@ def test_pickle_and_dataloader_workers(tmp_path, context):
     assert len(got) == len(samples)
     for (ev, label), (ref, ref_label, _) in zip(got, samples):
         assert np.array_equal(ev, ref) and label == ref_label
+
+
+@COMPRESSION
+def test_damaged_event_bytes(tmp_path, compression):
+    """gzip: a damaged chunk raises CacheError on read (zlib's checksum). None: the columns carry no
+    checksum, but a file cut anywhere inside them is refused when opened (HDF5's end-of-file check)."""
+    samples = make_samples(20, seed=6)
+    path = tmp_path / "c.h5"
+    build_events(path, samples, compression=compression)
+    with h5py.File(path) as f:
+        ds = f["events/xyp"]
+        start = ds.id.get_chunk_info(0).byte_offset if compression else ds.id.get_offset()
+    if compression:
+        with open(path, "r+b") as fh:
+            fh.seek(start + 2)
+            fh.write(b"\xff" * 64)
+        with pytest.raises(CacheError, match="sample 0 cannot be read.*damaged"):
+            EventsStore(path, "k")[0]
+    else:
+        with open(path, "r+b") as fh:
+            fh.truncate(start + 100)
+        with pytest.raises(CacheError, match="cannot be served"):
+            EventsStore(path, "k")
