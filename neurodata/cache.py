@@ -373,7 +373,8 @@ class EventsWriter(_Writer):
         dt = np.diff(ev["t"], prepend=np.int64(0))
         starts = (np.cumsum(counts) - counts)[counts > 0]
         dt[starts] = ev["t"][starts]  # each sample's first delta is from t = 0
-        if self.compression and self.appenders["events/dt"].ds.dtype == np.int32 and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
+        narrow = self.compression and self.appenders["events/dt"].ds.dtype == np.int32  # None: staged as int64
+        if narrow and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
             self._widen_dt()
         self.appenders["events/dt"].append(dt)
         self.appenders["events/xyp"].append(pack_xyp(ev, self.xyp_bits))

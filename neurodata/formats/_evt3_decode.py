@@ -204,20 +204,25 @@ def _evt3_split_kernel(words, lo, hi, th):
 @njit(cache=True, nogil=True)
 def _evt3_row_kernel(words, s, state):
     """Set ``state``'s row, is_cd and vbase to their values after ``words[:s]`` (a started decoder
-    entering ``words`` with ``state``): the last ADDR_Y / EM row word, and the last VECT_BASE_X plus
-    12 / 8 per VECT_12 / VECT_8 word after it; scans backwards from ``s``."""
+    entering ``words`` with ``state``): row from the last ADDR_Y word, is_cd from the last ADDR_Y /
+    EM row word (an EM word clears is_cd but keeps the row), and vbase from the last VECT_BASE_X
+    plus 12 / 8 per VECT_12 / VECT_8 word after it; scans backwards from ``s``. A value whose word
+    does not occur in ``words[:s]`` keeps the entering state's."""
     need_row = True
+    need_cd = True
     need_vbase = True
     inc = 0
     i = s - 1
-    while i >= 0 and (need_row or need_vbase):
+    while i >= 0 and (need_row or need_cd or need_vbase):
         w = np.int64(words[i])
         typ = w >> 12
-        if typ <= 1 and need_row:
-            state[1] = w & 0xFFF if typ == 0 else state[1]
-            state[2] = 1 if typ == 0 else 0
+        if typ == 0 and need_row:
+            state[1] = w & 0xFFF
             need_row = False
-        elif typ == 3 and need_vbase:
+        if typ <= 1 and need_cd:
+            state[2] = 1 if typ == 0 else 0
+            need_cd = False
+        if typ == 3 and need_vbase:
             state[3] = (w & 0xFFF) + inc
             need_vbase = False
         elif need_vbase and (typ == 4 or typ == 5):

@@ -46,8 +46,17 @@ def _vector(buf, tab, slot):
     return vec + 4, struct.unpack_from("<I", buf, vec)[0]
 
 
+def _decompress(compression, payload):
+    if compression in (1, 2):
+        return lz4.frame.decompress(payload)
+    if compression in (3, 4):
+        return zstandard.ZstdDecompressor().decompressobj().decompress(payload)
+    return payload
+
+
 def reference_packets(path):
-    """(compression, streams {id: type}, [(stream id, decompressed size-prefixed flatbuffer)])."""
+    """(compression, streams {id: type}, [(stream id, compressed payload)]): payloads are
+    decompressed by the consumer only for the stream it reads, as the reader does."""
     data = open(path, "rb").read()
     assert data[:14] == MAGIC
     n = struct.unpack_from("<I", data, 14)[0]
@@ -69,26 +78,21 @@ def reference_packets(path):
     packets = []
     while pos < end:
         sid, size = struct.unpack_from("<iI", data, pos)
-        payload = data[pos + 8:pos + 8 + size]
+        packets.append((sid, data[pos + 8:pos + 8 + size]))
         pos += 8 + size
-        if compression in (1, 2):
-            payload = lz4.frame.decompress(payload)
-        elif compression in (3, 4):
-            payload = zstandard.ZstdDecompressor().decompressobj().decompress(payload)
-        packets.append((sid, payload))
     return compression, streams, packets
 
 
 def reference_read(path, stream_id=None):
-    _, streams, packets = reference_packets(path)
+    compression, streams, packets = reference_packets(path)
     if stream_id is None:
         evts = sorted(k for k, v in streams.items() if v == "EVTS")
         stream_id = evts[0] if evts else None
     rows = []
-    for sid, dec in packets:
+    for sid, payload in packets:
         if sid != stream_id:
             continue
-        buf = dec[4:]
+        buf = _decompress(compression, payload)[4:]
         assert buf[4:8] == b"EVTS"
         start, count = _vector(buf, struct.unpack_from("<I", buf, 0)[0], 0)
         for i in range(count):
@@ -99,12 +103,12 @@ def reference_read(path, stream_id=None):
 
 def reference_tables(path, type_id, names):
     """Rows of every IMUS/TRIG table (slots in ``names`` order; t int64, then the given formats)."""
-    _, streams, packets = reference_packets(path)
+    compression, streams, packets = reference_packets(path)
     rows = []
-    for sid, dec in packets:
+    for sid, payload in packets:
         if streams.get(sid) != type_id:
             continue
-        buf = dec[4:]
+        buf = _decompress(compression, payload)[4:]
         start, count = _vector(buf, struct.unpack_from("<I", buf, 0)[0], 0)
         for i in range(count):
             at = start + 4 * i
