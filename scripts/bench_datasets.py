@@ -14,7 +14,7 @@ Inputs (all synthetic, structured, not uniform noise, so sizes mean something):
 - ``gesture``: a DVS128-Gesture-sized ``DvsGesture.tar.gz`` (``_synth_gesture.py``: 6 / 122
   AEDAT 3.1 recordings of ≈ 1.3 M events of moving hands, 11 label windows each).
 Peers' pipelines are in ``_dataset_peers.py``. The method of each case is in
-``docs/_fragments/bench-datasets.md``.
+``docs/benchmarks.md`` (section "Dataset benchmarks").
 """
 from __future__ import annotations
 

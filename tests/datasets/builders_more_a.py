@@ -1,6 +1,6 @@
 """Miniature archives in the real layouts of SHD, SSC, N-TIDIGITS, ASL-DVS, POKER-DVS, ST-MNIST,
 DVS-Lip and Bullying10K, written with h5py, scipy.io.savemat and numpy (see
-docs/_fragments/datasets-more-a.md for the layouts). Each builder returns the files
+docs/datasets.md for the layouts). Each builder returns the files
 ``{name: bytes}`` and what the dataset should yield."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Miniature N-CARS, Gen1 / 1 Mpx, NAV Gesture, HARDVS and ES-ImageNet files in their real layouts,
 written with the project's own writers (DAT, EVT 3.0) and numpy (see
-docs/_fragments/datasets-more-b.md). Each builder returns the files (``{name: bytes}`` or a
+docs/datasets.md). Each builder returns the files (``{name: bytes}`` or a
 folder) and what the dataset should yield."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """SHD, SSC, N-TIDIGITS, ASL-DVS, POKER-DVS, ST-MNIST, DVS-Lip and Bullying10K end to end,
 offline: miniature archives in the real layouts served from 127.0.0.1, fetched, verified, cached
 and loaded; labels, splits, orientation, time origin and metadata as documented in
-docs/_fragments/datasets-more-a.md; manual downloads print exact instructions."""
+docs/datasets.md; manual downloads print exact instructions."""
 import io
 import pickle
 import warnings

@@ -1,7 +1,7 @@
 """N-CARS, Gen1, 1 Mpx (Gen4), NAV Gesture walk/sit, HARDVS and ES-ImageNet end to end, offline:
 miniature files in the real layouts (served from 127.0.0.1 where the dataset is a set of files,
 an extracted folder where it is one), cached and loaded; labels, splits, orientation, time origin,
-boxes and metadata as documented in docs/_fragments/datasets-more-b.md."""
+boxes and metadata as documented in docs/datasets.md."""
 import numpy as np
 import pytest
 import torch
