@@ -33,18 +33,8 @@ def _sensor(obj):
 
 
 @dataclass(frozen=True)
-class ToFrame:
-    """Events -> frames ``(T, P, H, W)``; see :func:`neurodata.functional.frames.to_frame`.
-
-    Exactly one of ``n_time_bins``, ``n_event_bins`` (ours, exact), ``time_window``,
-    ``event_count`` (tonic 1.7), ``frames_number`` + ``split_by``, ``duration`` (SpikingJelly 2.0).
-
-    >>> import numpy as np
-    >>> from neurodata.events import make_events
-    >>> ev = make_events([0, 5, 10], [0, 1, 1], [0, 0, 0], [1, 1, 0])
-    >>> ToFrame((2, 1, 2), n_time_bins=2, dtype=np.uint8)(ev)[:, :, 0, :].tolist()
-    [[[0, 0], [1, 0]], [[0, 1], [0, 1]]]
-    """
+class _FrameModes:
+    """The frame-mode parameters ``ToFrame`` and ``ToSparseTensor`` share (validated when built)."""
 
     sensor_size: tuple
     _: KW_ONLY
@@ -59,17 +49,40 @@ class ToFrame:
     include_incomplete: bool = False
     start_time: Any = None
     end_time: Any = None
+
+    def __post_init__(self):
+        _sensor(self)
+        frame_mode(**self._modes())
+
+    def _modes(self) -> dict:
+        return {k: getattr(self, k) for k in _MODE_FIELDS}
+
+
+@dataclass(frozen=True)
+class ToFrame(_FrameModes):
+    """Events -> frames ``(T, P, H, W)``; see :func:`neurodata.functional.frames.to_frame`.
+
+    Exactly one of ``n_time_bins``, ``n_event_bins`` (ours, exact), ``time_window``,
+    ``event_count`` (tonic 1.7), ``frames_number`` + ``split_by``, ``duration`` (SpikingJelly 2.0).
+
+    >>> import numpy as np
+    >>> from neurodata.events import make_events
+    >>> ev = make_events([0, 5, 10], [0, 1, 1], [0, 0, 0], [1, 1, 0])
+    >>> ToFrame((2, 1, 2), n_time_bins=2, dtype=np.uint8)(ev)[:, :, 0, :].tolist()
+    [[[0, 0], [1, 0]], [[0, 1], [0, 1]]]
+    """
+
+    _: KW_ONLY
     dtype: Any = np.float32
     on_out_of_bounds: str = "raise"
     num_threads: Any = 1
 
     def __post_init__(self):
-        _sensor(self)
-        frame_mode(**{k: getattr(self, k) for k in _MODE_FIELDS})
+        super().__post_init__()
         check_frame_dtype(self.dtype)
 
     def __call__(self, events):
-        return to_frame(events, self.sensor_size, **{k: getattr(self, k) for k in _MODE_FIELDS},
+        return to_frame(events, self.sensor_size, **self._modes(),
                         dtype=self.dtype, on_out_of_bounds=self.on_out_of_bounds,
                         num_threads=self.num_threads)
 
@@ -171,32 +184,15 @@ class ToBinaryRepresentation:
 
 
 @dataclass(frozen=True)
-class ToSparseTensor:
+class ToSparseTensor(_FrameModes):
     """Events -> coalesced torch sparse COO frames ``(T, P, H, W)``; ``ToFrame``'s mode keywords."""
 
-    sensor_size: tuple
     _: KW_ONLY
-    time_window: Any = None
-    event_count: Any = None
-    n_time_bins: Any = None
-    n_event_bins: Any = None
-    frames_number: Any = None
-    split_by: Any = None
-    duration: Any = None
-    overlap: Any = 0
-    include_incomplete: bool = False
-    start_time: Any = None
-    end_time: Any = None
     dtype: Any = "float32"
     on_out_of_bounds: str = "raise"
-
-    def __post_init__(self):
-        _sensor(self)
-        frame_mode(**{k: getattr(self, k) for k in _MODE_FIELDS})
 
     def __call__(self, events):
         from ..functional.sparse import to_sparse  # torch is imported only when used
 
         return to_sparse(events, self.sensor_size, dtype=self.dtype,
-                         on_out_of_bounds=self.on_out_of_bounds,
-                         **{k: getattr(self, k) for k in _MODE_FIELDS})
+                         on_out_of_bounds=self.on_out_of_bounds, **self._modes())
