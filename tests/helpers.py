@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import warnings
 
 import numpy as np
 from hypothesis import strategies as st
@@ -46,3 +49,22 @@ def random_events(n, sensor_size=(128, 128, 2), duration_us=10**6, seed=0, sorte
     ev["y"] = rng.integers(0, H, n)
     ev["p"] = rng.integers(0, max(P, 2), n) if P > 1 else rng.integers(0, 2, n)
     return ev
+
+
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
+def run_subprocess(args, cwd, env=None, attempts=1, timeout=600):
+    """Run ``args`` in ``cwd`` with extra ``env`` and assert it succeeds; return the process.
+
+    With ``attempts > 1``, a run that died of the C++ abort seen (now and then, only under a full
+    test run, never reproduced alone) when torchrun workers exit is launched again — any other
+    failure, or that abort on every attempt, fails."""
+    env = {**os.environ, **(env or {})}
+    for attempt in range(attempts):
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+        if proc.returncode == 0 or TEARDOWN_ABORT not in proc.stderr:
+            break
+        warnings.warn(f"subprocess aborted at exit ({TEARDOWN_ABORT!r}); attempt {attempt + 1} of {attempts}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc

@@ -1,27 +1,26 @@
 """DDP through torchrun on 2 CPU processes (gloo): replicas stay identical and match one process
 trained on the equivalent global batch."""
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import run_subprocess
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(args, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def _run(args, tmp_path, attempts=1):
+    run_subprocess(args, tmp_path, {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, attempts=attempts)
 
 
 @pytest.mark.slow
 def test_ddp_two_processes_match_single_process(tmp_path):
     _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
-          "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0", str(WORKER), str(tmp_path), "8"], tmp_path)
+          "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0", str(WORKER), str(tmp_path), "8"], tmp_path,
+         attempts=3)
     _run([sys.executable, str(WORKER), str(tmp_path), "16"], tmp_path)
     r0 = torch.load(tmp_path / "weights-rank0-of-2.pt")
     r1 = torch.load(tmp_path / "weights-rank1-of-2.pt")
