@@ -25,7 +25,6 @@ def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
 
 
 def _rss_child(q, setup, fn):
-    import os
     state = setup() if setup else None
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn(state) if setup else fn()

@@ -12,7 +12,6 @@ threads is its own row: no decoder can beat it.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 
 import numpy as np

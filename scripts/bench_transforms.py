@@ -6,10 +6,6 @@ function and append it to ``CASES``. Inputs are synthetic uniform events (fixed 
 """
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-
 import numpy as np
 
 from _benchutil import spikingjelly_datasets_utils, synthetic_events, timed_row

@@ -7,8 +7,6 @@ call first (numba compiles or loads its cache there).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from _benchutil import median_time, synthetic_events
 
 

@@ -13,7 +13,6 @@ verified local paths). Everything else lives here:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

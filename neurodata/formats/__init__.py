@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import FormatError
-from ..events import EVENT_DTYPE, as_events
+from ..events import as_events
 from ._base import FileInfo, read_head
 
 __all__ = ["FORMATS", "detect_format", "read", "read_bytes", "write", "inspect", "iter_events", "FileInfo"]
