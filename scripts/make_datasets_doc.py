@@ -20,30 +20,31 @@ from neurodata.datasets import REGISTRY, get  # noqa: E402
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def _size(n):
-    return "unknown" if n is None else f"{n / 1e6:.0f} MB"
-
-
 def render() -> str:
     out = [(DOCS / "_datasets_intro.md").read_text().rstrip(), ""]
     out += ["| name | dataset | download | size | classes | sensor (W, H, P) | splits | licence |",
             "|---|---|---|---|---|---|---|---|"]
     recipes = [get(name).recipe for name in REGISTRY]
     for r in recipes:
-        out.append(f"| `{r.name}` | {r.title} | {r.download} | {_size(r.download_size)} | {len(r.classes)} | "
+        out.append(f"| `{r.name}` | {r.title} | {r.download} | {r.size_text(source=False)} | {len(r.classes)} | "
                    f"{r.sensor_size} | {', '.join(r.splits)}, all | {r.licence} |")
     for r in recipes:
         out += ["", f"## {r.title} (`{r.name}`)", ""]
         if r.homepage:
             out.append(f"Homepage: {r.homepage}")
             out.append("")
+        exact = r.download_size
+        size = f"{r.size_text()} ({exact} bytes, pinned)" if exact is not None else r.size_text()
+        out.append(f"Download size: {size}")
+        out.append("")
         out.append("Files (names as the original host serves them):")
         out.append("")
         for res in r.resources:
             aliases = f" (also accepted as {', '.join(res.aliases)})" if res.aliases else ""
             where = ", ".join(res.urls) if res.urls else "manual download"
             split = f" [{', '.join(res.splits)}]" if res.splits else ""
-            out.append(f"- `{res.filename}`{aliases}{split}: {res.checksum or 'no checksum (generated)'}; {where}")
+            nbytes = f", {res.size} bytes" if res.size is not None else ""
+            out.append(f"- `{res.filename}`{aliases}{split}: {res.checksum or 'no checksum (generated)'}{nbytes}; {where}")
         if r.manual_instructions:
             out += ["", f"Manual download: {r.manual_instructions} Then `neurodata fetch {r.name} --from <folder>`."]
         counts = ", ".join(f"{k}: {v}" for k, v in r.sample_counts.items()) or "unknown"

@@ -21,6 +21,7 @@ def command(name, root):
     folder = cache_root(root) / recipe.name
     click.echo(f"{recipe.title} ({recipe.name})")
     click.echo(f"  download:     {recipe.download}")
+    click.echo(f"  size:         {recipe.size_text()}")
     if recipe.manual_instructions:
         click.echo(f"  instructions: {recipe.manual_instructions}")
     for r in recipe.resources:

@@ -4,27 +4,20 @@ from __future__ import annotations
 import click
 
 
-def human(n) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} PB"
-
-
 @click.command("list")
 def command():
     """List every dataset with its download size, licence and download mode."""
-    from ..datasets import available
+    from ..datasets import available, get
 
     rows = available()
+    sizes = [get(r["name"]).recipe.size_text(source=False) for r in rows]
     wn = max(len(r["name"]) for r in rows)
     wt = max(len(r["title"]) for r in rows)
-    click.echo(f"{'name':<{wn}}  {'title':<{wt}}  {'download':<9} {'size':>9} {'classes':>7}  licence")
-    for r in rows:
+    ws = max(4, *(len(s) for s in sizes))
+    click.echo(f"{'name':<{wn}}  {'title':<{wt}}  {'download':<9} {'size':>{ws}} {'classes':>7}  licence")
+    for r, size in zip(rows, sizes):
         licence = r["licence"] if len(r["licence"]) <= 40 else r["licence"][:39] + "…"
-        click.echo(f"{r['name']:<{wn}}  {r['title']:<{wt}}  {r['download']:<9} {human(r['size_bytes']):>9} "
+        click.echo(f"{r['name']:<{wn}}  {r['title']:<{wt}}  {r['download']:<9} {size:>{ws}} "
                    f"{r['classes']:>7}  {licence}")
-    click.echo("size ? = not pinned in the recipe; `neurodata info NAME` shows files, checksums and instructions")
+    click.echo("size: exact when every file's byte count is pinned in the recipe; '≈' = approximate size "
+               "published by the host or paper (source in docs/datasets.md); unknown = not published")

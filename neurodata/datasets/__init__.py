@@ -50,11 +50,16 @@ def get(name: str):
 
 
 def available() -> list[dict]:
-    """One dict per registered dataset: name, title, download mode, size, licence, classes, splits."""
+    """One dict per registered dataset: name, title, download mode, size, licence, classes, splits.
+
+    ``size_bytes`` is the exact download size (None unless every file's size is pinned); ``size`` is
+    the text shown by ``neurodata list``: exact, ``"≈ ... (source: ...)"``, ``"generated"`` or ``"unknown"``.
+    """
     rows = []
     for name in REGISTRY:
         r = get(name).recipe
         rows.append({"name": name, "title": r.title, "download": r.download, "size_bytes": r.download_size,
+                     "size": r.size_text(),
                      "licence": r.licence, "classes": len(r.classes), "sensor_size": r.sensor_size,
                      "splits": r.splits, "samples": dict(r.sample_counts)})
     return rows

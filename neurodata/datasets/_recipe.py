@@ -45,8 +45,41 @@ class Recipe:
     manual_instructions: str = ""
     cache_version: int = 1
     homepage: str = ""
+    # Display only, never enforced: a published approximate size with its source, written as
+    # "≈ <number> <unit> (source: <url>)". Shown when the exact size (sum of Resource.size) is unknown.
+    approx_download_size: str | None = None
 
     @property
     def download_size(self) -> int | None:
+        """Exact bytes to download (sum of every ``Resource.size``), or None if any size is unknown."""
         sizes = [r.size for r in self.resources]
         return None if not sizes or any(s is None for s in sizes) else sum(sizes)
+
+    def size_text(self, *, source: bool = True) -> str:
+        """The download size as shown by ``neurodata list``, ``available()`` and docs/datasets.md.
+
+        In order of preference: the exact size (decimal units, e.g. ``"1.23 GB"``); ``"generated"`` for a
+        dataset built locally; ``approx_download_size`` (with ``source=False``, without its
+        ``" (source: ...)"`` part); ``"unknown"``.
+        """
+        exact = self.download_size
+        if exact is not None:
+            return format_bytes(exact)
+        if self.download == "generated":
+            return "generated"
+        if self.approx_download_size:
+            return self.approx_download_size if source else self.approx_download_size.split(" (source:")[0]
+        return "unknown"
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in decimal units, about three significant digits: ``"512 B"``, ``"1.50 kB"``,
+    ``"1.01 GB"``, ``"25.3 MB"``, ``"255 GB"`` (1 kB = 1000 B)."""
+    if n < 1000:
+        return f"{n} B"
+    value, unit = float(n) / 1000, "kB"
+    for bigger in ("MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f} {unit}"

@@ -49,8 +49,11 @@ RECIPE = Recipe(
     split_rule="the authors' rule made deterministic: samples ordered by class (label order) then member name; "
                "every 5th (global index 0, 5, 10, ...) is test, the rest train (the authors' code applies "
                "the same rule to os.listdir/os.walk order, which is not reproducible)",
-    sample_counts={},  # not verified here; see docs/datasets.md
+    # arXiv:2306.11546 abstract: "With 10,000 event segments, totaling 12 billion events and 255 GB of data"
+    # (possibly a rounded figure; the figshare records list no count).
+    sample_counts={"all (paper abstract)": 10000},
     homepage="https://www.brain-cog.network/dataset/Bullying10k/",
+    approx_download_size="≈ 255 GB (source: https://arxiv.org/abs/2306.11546 abstract: \"255 GB of data\"; the dataset's total as published, not measured on the ten figshare zips)",
 )
 
 

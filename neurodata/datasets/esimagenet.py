@@ -49,7 +49,9 @@ RECIPE = Recipe(
                 "events, stably sorted by step",
     split_rule="official: train/ listed in trainlabel.txt (split 'train') and val/ listed in vallabel.txt "
                "(split 'test'); label = the label file's second column (0-999, used directly by the authors' loader)",
-    sample_counts={},  # not published in a form we could verify
+    # The paper gives only a rounded total ("about 1,300,000 frame-based images into ES-samples in 1,000
+    # categories", abstract of Frontiers in Neuroscience 15:726582); no per-split count was found.
+    sample_counts={"all (paper abstract, rounded)": "≈ 1 300 000"},
     download="manual",
     manual_instructions=(
         f"Download the 25 parts ES-imagenet-0.18.part01.rar … part25.rar from {_CLOUD} (md5s in `neurodata info "
@@ -58,6 +60,8 @@ RECIPE = Recipe(
         "ES-imagenet-0.18/ with train/, val/, trainlabel.txt and vallabel.txt (over a million .npz files; "
         "the authors give about 100 GB)."),
     homepage="https://www.frontiersin.org/articles/10.3389/fnins.2021.726582/full",
+    # The authors' README: "The datasets ES-ImageNet (100GB) ... can be download in the Tsinghua Cloud1".
+    approx_download_size="≈ 100 GB (source: https://github.com/lyh983012/ES-imagenet-master README: \"The datasets ES-ImageNet (100GB)\"; the 25 RAR parts together)",
 )
 
 

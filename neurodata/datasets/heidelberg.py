@@ -53,7 +53,9 @@ SHD_RECIPE = Recipe(
     orientation=_ORIENTATION,
     time_origin=_TIME,
     split_rule="official: shd_train.h5.zip and shd_test.h5.zip (two speakers appear only in the test set)",
-    sample_counts={"train": 8332, "test": 2088},
+    # Sources disagree: zenkelab.org's page (and the 2019 compneuro.net post) say 8332 / 2088; the current
+    # https://compneuro.net/ page says 8156 / 2264. Both are given; see docs/datasets.md.
+    sample_counts={"train": 8332, "test": 2088, "train (compneuro.net)": 8156, "test (compneuro.net)": 2264},
     homepage="https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/",
 )
 
