@@ -65,23 +65,34 @@ def available() -> list[dict]:
     return rows
 
 
-def load(name: str, split: str = "train", frames=None, **options):
-    """The one-liner: a ready dataset of ``(events, label)``, or of ``(frames, label)`` with ``frames=``.
+def load(name: str, split: str = "train", frames=None, windows=None, **options):
+    """The one-liner: a ready dataset of ``(events, label)``, of ``(frames, label)`` with ``frames=``,
+    or of time windows with ``windows=``.
 
     ``frames`` is a dict of ``neurodata.transforms.ToFrame`` parameters (e.g.
     ``dict(frames_number=16, split_by="number")``); frames come from a cache keyed by every
-    parameter. Other keyword arguments go to the dataset class (``root``, ``download``, ``mirror``,
-    ``source``, ``verify``, ``transform``, dataset options).
+    parameter. ``windows`` is a dict of :class:`~neurodata.datasets.windows.WindowedDataset`
+    parameters (``window_us``, ``stride_us``, ``around_labels``, ``drop_incomplete``), e.g.
+    ``load("gen1", windows=dict(window_us=50_000, around_labels=True))`` for Gen1's detection
+    samples (events before each box time, with those boxes). Other keyword arguments go to the
+    dataset class (``root``, ``download``, ``mirror``, ``source``, ``verify``, ``transform``,
+    dataset options); ``transform`` / ``target_transform`` then apply to the frames or windows.
     """
+    if frames is not None and windows is not None:
+        raise ValueError("pass frames= or windows=, not both")
     cls = get(name)
-    if frames is None:
+    if frames is None and windows is None:
         return cls(split=split, **options)
-    from .frames import FramesDataset
-
     transform = options.pop("transform", None)
     target_transform = options.pop("target_transform", None)
-    return FramesDataset(cls(split=split, **options), dict(frames), transform=transform,
-                         target_transform=target_transform)
+    base = cls(split=split, **options)
+    if windows is not None:
+        from .windows import WindowedDataset
+
+        return WindowedDataset(base, **dict(windows), transform=transform, target_transform=target_transform)
+    from .frames import FramesDataset
+
+    return FramesDataset(base, dict(frames), transform=transform, target_transform=target_transform)
 
 
 def __getattr__(name):

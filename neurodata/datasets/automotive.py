@@ -7,8 +7,9 @@ version 2 layout) next to ``<name>_bbox.npy`` (boxes; see ``detection.py``), in 
 
 A sample is one recording: ``ds[i] -> (events, boxes)`` with ``boxes`` a ``BOX_DTYPE`` array;
 the cache stores the boxes as annotations and has a time index, so the detection samples — time
-windows ending at each labelled timestamp — come from ``WindowedDataset(ds, window_us,
-around_labels=True)`` without ever loading a whole recording; ``detection_collate`` batches them.
+windows ending at each labelled timestamp — come from ``neurodata.load("gen1",
+windows=dict(window_us=50_000, around_labels=True))`` (or ``WindowedDataset(ds, 50_000,
+around_labels=True)``) without ever loading a whole recording; ``detection_collate`` batches them.
 """
 from __future__ import annotations
 

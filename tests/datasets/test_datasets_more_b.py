@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import neurodata
 from neurodata import DownloadError, FormatError
 from neurodata.datasets.automotive import Gen1, Gen4
 from neurodata.datasets.detection import BOX_DTYPE, detection_collate, read_boxes
@@ -111,6 +112,11 @@ def test_gen1_detection_windows_end_at_each_box_time(tmp_path):
     assert batch["offsets"][-1] == batch["t"].shape[0] == sum(len(win[q][0]) for q in range(3))
     loader = torch.utils.data.DataLoader(win, batch_size=4, collate_fn=detection_collate, num_workers=0)
     assert sum(int(bt["box_offsets"][-1]) for bt in loader) == sum(len(e[2]) for e in expected["train"])
+    one = neurodata.load("gen1", root=tmp_path / "root", windows=dict(window_us=w, around_labels=True))
+    assert len(one) == len(win) and _same(one[3][0], win[3][0])
+    assert np.array_equal(one[3][1], win[3][1])
+    with pytest.raises(ValueError, match="not both"):
+        neurodata.load("gen1", root=tmp_path / "root", windows=dict(window_us=w), frames=dict(n_time_bins=2))
 
 
 def test_gen4_reads_dat_and_evt3_recordings(tmp_path):
