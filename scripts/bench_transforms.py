@@ -80,8 +80,13 @@ def case_time_surface(args):
         ev = synthetic_events(n)
         case = f"time surface dt={dt // 1000}ms tau=5ms {n / 1e6:g}M ev 1s"
         ts = tonic.transforms.ToTimesurface(SENSOR, dt=dt, tau=5_000) if tonic else None
-        rows += [timed_row(case, OURS, lambda: to_time_surface(ev, SENSOR, dt, 5_000), n, reps),
-                 timed_row(case, "tonic", (lambda: ts(ev)) if tonic else None, n, max(1, min(reps, 3)))]
+        tonic_row = timed_row(f"{case} 1 thread", "tonic", (lambda: ts(ev)) if tonic else None, n,
+                              max(1, min(reps, 3)))
+        for threads in (1, 2):
+            label = f"{case} {threads} thread{'s' if threads > 1 else ''}"
+            rows += [timed_row(label, OURS, lambda: to_time_surface(ev, SENSOR, dt, 5_000, num_threads=threads),
+                               n, reps),
+                     dict(tonic_row, case=label)]
     return rows
 
 

@@ -6,10 +6,13 @@ import math
 import numbers
 from fractions import Fraction
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from .frames import validate_events
+from ..events import as_events, check_sensor_size
+from .frames import (OK, UNSORTED, _check_oob_policy, _event_words, _lower_bound_kernel,
+                     _resolve_threads, raise_violation, validate_events)
 
 __all__ = ["to_time_surface", "to_averaged_time_surface"]
 
@@ -31,52 +34,137 @@ def _float_dtype(dtype):
 
 # ---------------------------------------------------------------------------------- time surface
 @njit(cache=True)
-def _time_surface_kernel(t, x, y, p, ends, frac, r, table, inv_tau, W, H, P, out):
-    """``out[i, c, y, x] = exp(-(T_i - L) / tau)``, ``L`` the pixel's latest ``t < ends[i]``.
+def _surface_part(words, k, k_stop, i0, i1, ends, frac, r, table, inv_tau, W, H, P, out, cur,
+                  first):
+    """Windows ``i0..i1-1`` of the serial recurrence, from event ``k`` (the first with
+    ``t >= ends[i0 - 1]``); events must end at ``k_stop`` (the first with ``t >= ends[i1 - 1]``).
 
-    ``ends[i] = ceil(T_i)`` and ``frac[i] = exp(-(T_i - ends[i]) / tau)``; ``table[d]`` is
-    ``exp(-d / tau)`` for the integer gaps ``d = ends[i] - t`` of events inside window ``i`` (empty:
-    call ``exp``). Other pixels decay by ``r = exp(-dt / tau)`` per window: no ``exp`` there.
+    ``cur`` (float64, ``P*H*W``) holds each pixel's value at ``T_{i0}`` on entry (0 where unknown)
+    and at ``T_{i1}`` on exit. A pixel's value decays by ``r = exp(-dt/tau)`` per window; an event
+    at ``t`` in window ``i`` sets it to ``table[ends[i] - t] * frac[i]`` = ``exp(-(T_i - t)/tau)``
+    (``math.exp`` when no table is given). ``first[pix]`` (when ``first.size``) receives the first window
+    in which the pixel had an event. Each event is checked before use: returns ``(status, index)``
+    with the codes of :mod:`.frames` (``OUT_OF_BOUNDS`` 1, ``UNSORTED`` 2; 3 when the events of
+    these windows do not end at ``k_stop``, which sorted input never does), else ``(0, -1)``.
     """
     size = P * H * W
-    cur = np.zeros(size, np.float64)
     tlen = np.uint64(table.shape[0])
+    use_table = tlen > 0
+    last = tlen - np.uint64(1) if use_table else np.uint64(0)
     cs = np.uint64(H * W if P > 1 else 0)  # channel stride; 0 merges polarities
+    pmax = np.uint64(P if P > 1 else 256)
     Wu = np.uint64(W)
-    n = np.uint64(t.shape[0])
-    k = np.uint64(0)  # unsigned indices spare numba's negative-index wrap-around
-    for i in range(ends.shape[0]):
-        row = out[i]
-        for pix in range(size):  # decay everything by one window, written straight to the output
-            v = cur[pix] * r
-            cur[pix] = v
-            row[pix] = v
+    Hu = np.uint64(H)
+    ku = np.uint64(k)
+    n = np.uint64(k_stop)
+    track = first.shape[0] > 0
+    prev = np.int64(words[ku - np.uint64(1), 0]) if ku > 0 else np.int64(words[0, 0])
+    for i in range(i0, i1):
         end = ends[i]
         f = frac[i]
-        while k < n and t[k] < end:  # pixels hit in this window: exact value from the gap table
-            pix = np.uint64(p[k]) * cs + np.uint64(y[k]) * Wu + np.uint64(x[k])
-            gap = np.uint64(end - t[k])
-            if gap < tlen:
-                v = table[gap] * f
+        while ku < n:  # the events of window i: exact value from the gap table
+            ti = np.int64(words[ku, 0])
+            if ti >= end:
+                break
+            w = words[ku, 1]
+            xi = (w >> np.uint64(24)) & np.uint64(0xFFFF)
+            yi = (w >> np.uint64(40)) & np.uint64(0xFFFF)
+            pi = w >> np.uint64(56)
+            if (ti < prev) | (xi >= Wu) | (yi >= Hu) | (pi >= pmax):  # one branch for both checks
+                if xi >= Wu or yi >= Hu or pi >= pmax:
+                    return 1, np.int64(ku)  # OUT_OF_BOUNDS (literal: kernels read no globals)
+                return 2, np.int64(ku)  # UNSORTED
+            prev = ti
+            pix = pi * cs + yi * Wu + xi
+            gap = np.uint64(end - ti)
+            if use_table:  # sorted input keeps gap < tlen (t >= the previous window's end)
+                cur[pix] = table[min(gap, last)] * f
             else:
-                v = math.exp(-float(gap) * inv_tau) * f
-            cur[pix] = v
+                cur[pix] = math.exp(-float(gap) * inv_tau) * f
+            if track and first[pix] > i:
+                first[pix] = i
+            ku += np.uint64(1)
+        row = out[i]
+        for pix in range(size):  # write window i, then decay everything to T_{i+1}
+            v = cur[pix]
             row[pix] = v
-            k += np.uint64(1)
+            cur[pix] = v * r
+    if ku != n:
+        return 3, np.int64(ku)
+    return 0, -1
+
+
+@njit(cache=True)
+def _tail_check(words, k, W, H, P):
+    """Check events ``k..`` (after the last window: unused, but still validated)."""
+    pmax = np.uint64(P if P > 1 else 256)
+    ku = np.uint64(k)
+    prev = np.int64(words[ku - np.uint64(1), 0]) if ku > 0 else np.int64(0)
+    for i in range(ku, np.uint64(words.shape[0])):
+        w = words[i, 1]
+        if (w >> np.uint64(24)) & np.uint64(0xFFFF) >= np.uint64(W) or \
+                (w >> np.uint64(40)) & np.uint64(0xFFFF) >= np.uint64(H) or w >> np.uint64(56) >= pmax:
+            return 1, np.int64(i)
+        ti = np.int64(words[i, 0])
+        if i > 0 and ti < prev:
+            return 2, np.int64(i)
+        prev = ti
+    return 0, -1
+
+
+@njit(cache=True, parallel=True)
+def _surface_parallel(words, ks, wins, ends, frac, r, table, inv_tau, W, H, P, out):
+    """Parts ``j`` = windows ``wins[j]..wins[j+1]-1`` from event ``ks[j]`` in parallel, each
+    starting from unknown (0) values; then, part by part, every pixel's windows before its first
+    event in the part are rewritten from the previous part's final value, decayed by ``r`` per
+    window: the same float operations, in the same order, as the serial recurrence."""
+    m = wins.shape[0] - 1
+    size = P * H * W
+    curs = np.zeros((m, size), np.float64)
+    firsts = np.empty((m, size), np.int64)
+    status = np.zeros(m, np.int64)
+    index = np.full(m, -1, np.int64)
+    for j in prange(m):
+        firsts[j, :] = wins[j + 1]
+        status[j], index[j] = _surface_part(words, ks[j], ks[j + 1], wins[j], wins[j + 1], ends, frac,
+                                            r, table, inv_tau, W, H, P, out, curs[j], firsts[j])
+    for j in range(m):
+        if status[j] != 0:
+            return status[j], index[j]
+    blocks = (size + 4095) // 4096
+    for b in prange(blocks):  # row-major within a block of pixels: contiguous writes
+        lo = b * 4096
+        hi = min(size, lo + 4096)
+        for j in range(1, m):
+            v = curs[j - 1, lo:hi].copy()
+            fj = firsts[j, lo:hi]
+            stop = fj.max()
+            for i in range(wins[j], stop):
+                row = out[i, lo:hi]
+                for q in range(hi - lo):
+                    if i < fj[q]:
+                        row[q] = v[q]
+                        v[q] = v[q] * r
+            mine = curs[j, lo:hi]
+            for q in range(hi - lo):
+                if fj[q] == wins[j + 1]:  # no event in part j: its final value comes from the carry
+                    mine[q] = v[q]
+    return 0, -1
 
 
 _TABLE_MAX = 1 << 22
 
 
 def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = False,
-                    dtype=np.float32, on_out_of_bounds: str = "raise") -> np.ndarray:
+                    dtype=np.float32, on_out_of_bounds: str = "raise", num_threads=1) -> np.ndarray:
     """Global time surfaces sampled at the end of each window of length ``dt`` (tonic's rule).
 
     Window ``i`` ends at ``T_i = t0 + (i + 1) * dt`` (``t0`` the first timestamp). Its surface is
     ``exp(-(T_i - L_i) / tau)`` per pixel and channel, where ``L_i`` is the pixel's latest event
     with ``t < T_i``; 0 where the pixel has none. The number of windows is
     ``max(1, floor(D / dt))`` (``ceil`` with ``include_incomplete``), ``D`` = last - first
-    timestamp, as tonic 1.7's ``ToTimesurface``; events at or after the last ``T_i`` are unused.
+    timestamp, as tonic 1.7's ``ToTimesurface``; events at or after the last ``T_i`` are unused
+    (but still checked).
 
     Parameters
     ----------
@@ -84,6 +172,10 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
     sensor_size : (W, H, P); ``P == 1`` merges polarities
     dt, tau : positive numbers, µs
     dtype : float32 (default) or float64; computed in float64
+    on_out_of_bounds : 'raise' (default) or 'drop'
+    num_threads : int or None
+        Threads (None: numba's default); the windows are cut into consecutive parts computed in
+        parallel, and the result is bit-identical to one thread.
 
     Returns
     -------
@@ -92,25 +184,83 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
     _positive("dt", dt)
     _positive("tau", tau)
     out_dtype = _float_dtype(dtype)
-    ev, (W, H, P) = validate_events(events, sensor_size, need_sorted=True,
-                                    on_out_of_bounds=on_out_of_bounds)
+    if on_out_of_bounds == "drop":
+        ev, sizes = validate_events(events, sensor_size, need_sorted=True, on_out_of_bounds="drop")
+    else:
+        ev, sizes = as_events(events), check_sensor_size(sensor_size)
+        _check_oob_policy(on_out_of_bounds)
+    W, H, P = sizes
     N = ev.shape[0]
     if N == 0:
         return np.zeros((1, P, H, W), out_dtype)
-    t0 = int(ev["t"][0])
-    ratio = Fraction(int(ev["t"][-1]) - t0) / Fraction(dt)
+    t = ev["t"]
+    t0 = int(t[0])
+    ratio = Fraction(int(t[-1]) - t0) / Fraction(dt)
     n = max(1, math.ceil(ratio) if include_incomplete else math.floor(ratio))
-    steps = [Fraction(dt) * (i + 1) for i in range(n)]
-    # t < t0 + s  <=>  t < t0 + ceil(s) for integer t
-    ceils = [math.ceil(s_) for s_ in steps]
-    ends = np.array([t0 + c for c in ceils], np.int64)
-    frac = np.exp(np.array([float(c - s_) for c, s_ in zip(ceils, steps)]) / float(tau))
+    ends, frac = _window_ends(t0, Fraction(dt), n, float(tau))
     width = math.ceil(dt) + 2
     table = np.exp(-np.arange(width if width <= _TABLE_MAX else 0) / float(tau))
+    r = math.exp(-float(dt) / float(tau))
     out = np.empty((n, P * H * W), out_dtype)
-    _time_surface_kernel(ev["t"], ev["x"], ev["y"], ev["p"], ends, frac, math.exp(-float(dt) / float(tau)),
-                         table, 1.0 / float(tau), W, H, P, out)
+    words = _event_words(ev)
+    bounds = _lower_bound_kernel(t, ends)  # first event of each later window, and the tail
+    threads = _resolve_threads(num_threads, N + n * P * H * W // 4)
+    wins = _balanced_parts(bounds, n, P * H * W, threads)
+    status, index = _run_parts(words, bounds, wins, ends, frac, r, table, 1.0 / float(tau), sizes, out)
+    if status == OK:
+        status, index = _tail_check(words, bounds[n - 1], W, H, P)
+    if status == 3:  # parts out of step: only unsorted input does that
+        status, index = UNSORTED, N - 1
+    if status != OK:
+        raise_violation(ev, sizes, status, index)
     return out.reshape(n, P, H, W)
+
+
+def _window_ends(t0: int, dt: Fraction, n: int, tau: float):
+    """``ends[i] = t0 + ceil((i+1) dt)`` (int64) and ``frac[i] = exp((ends[i] - t0 - (i+1) dt) / tau)``.
+
+    An integer ``t`` is ``< t0 + (i+1) dt`` exactly when it is ``< ends[i]``. Exact integer arithmetic
+    (``dt = a / b``); each ``ends[i] - t0 - (i+1) dt = e / b`` with ``0 <= e < b`` becomes one
+    correctly rounded float division.
+    """
+    a, b = dt.numerator, dt.denominator
+    if a * n < 2**62 and b < 2**53:
+        num = a * np.arange(1, n + 1, dtype=np.int64)
+        ceils = -((-num) // b)
+        excess = (ceils * b - num).astype(np.float64) / b
+    else:  # pragma: no cover - windows beyond 2**62 µs * denominator
+        steps = [dt * (i + 1) for i in range(n)]
+        ceils = np.array([math.ceil(s_) for s_ in steps], np.int64)
+        excess = np.array([float(math.ceil(s_) - s_) for s_ in steps])
+    return t0 + ceils, np.exp(excess / tau)
+
+
+def _balanced_parts(bounds, n, size, threads):
+    """Window indices ``0 = w_0 < ... < w_m = n`` cutting the work (an event costs 1, a window's
+    pass over the ``size`` pixels ``size / 4``) into ``m <= threads`` near-equal parts."""
+    if threads < 2 or n < 2:
+        return np.array([0, n], np.int64)
+    counts = np.diff(np.concatenate([[0], bounds]))
+    cost = np.cumsum(counts + size / 4)
+    cuts = np.searchsorted(cost, cost[-1] * np.arange(1, threads) / threads) + 1
+    return np.unique(np.concatenate([[0], np.clip(cuts, 1, n - 1), [n]])).astype(np.int64)
+
+
+def _run_parts(words, bounds, wins, ends, frac, r, table, inv_tau, sizes, out):
+    """Compute the windows cut at ``wins`` (see :func:`_balanced_parts`): one serial pass for one
+    part, else one thread per part; ``(status, index)`` as :func:`_surface_part` returns it."""
+    W, H, P = sizes
+    m = wins.shape[0] - 1
+    if m == 1:
+        return _surface_part(words, 0, bounds[-1], 0, wins[1], ends, frac, r, table, inv_tau, W, H, P,
+                             out, np.zeros(P * H * W), np.empty(0, np.int64))
+    ks = np.concatenate([[0], bounds[wins[1:] - 1]]).astype(np.int64)
+    prev = numba.get_num_threads()
+    numba.set_num_threads(min(m, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _surface_parallel(words, ks, wins, ends, frac, r, table, inv_tau, W, H, P, out)
+    finally:
+        numba.set_num_threads(prev)
 
 
 # ------------------------------------------------------------------------------------------ HATS

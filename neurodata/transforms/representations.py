@@ -114,6 +114,7 @@ class ToTimeSurface:
     include_incomplete: bool = False
     dtype: Any = np.float32
     on_out_of_bounds: str = "raise"
+    num_threads: Any = 1
 
     def __post_init__(self):
         _sensor(self)
@@ -121,7 +122,7 @@ class ToTimeSurface:
     def __call__(self, events):
         return to_time_surface(events, self.sensor_size, self.dt, self.tau,
                                include_incomplete=self.include_incomplete, dtype=self.dtype,
-                               on_out_of_bounds=self.on_out_of_bounds)
+                               on_out_of_bounds=self.on_out_of_bounds, num_threads=self.num_threads)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def test_time_surface_edges():
     with pytest.raises(ValueError, match="sorted"):
         to_time_surface(ev[::-1], SENSOR, 10, 5)
     assert ToTimeSurface(SENSOR, 10, 5)(ev).shape == (2, 2, 5, 7)
+    assert np.array_equal(ToTimeSurface(SENSOR, 10, 5, num_threads=2)(ev), out)
 
 
 def ref_hats(ev, sensor, cell, size, window, tau, decay):
@@ -113,3 +114,58 @@ def test_time_surface_huge_window_uses_exp_path():
     for dt in (2**23 + 0.5, 2**22 - 3):
         out = to_time_surface(ev, SENSOR, dt, 2**21, dtype=np.float64)
         np.testing.assert_allclose(out, ref_time_surface(ev, dt, 2**21), rtol=1e-12, atol=1e-300)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ev=event_arrays(max_x=6, max_y=4, max_t=400, max_n=60).filter(len),
+       dt=st.sampled_from([3, 7, 20.5, 33]), tau=st.sampled_from([5, 50.0]),
+       cuts=st.sets(st.integers(1, 200), max_size=4), merge=st.booleans())
+def test_time_surface_parts_equal_one_pass(ev, dt, tau, cuts, merge):
+    """Windows cut into parts computed in parallel equal the serial pass bit for bit."""
+    from fractions import Fraction
+
+    from neurodata.functional.frames import _event_words, _lower_bound_kernel
+    from neurodata.functional.surfaces import _run_parts, _window_ends
+
+    sensor = (7, 5, 1 if merge else 2)
+    t = ev["t"]
+    n = max(1, math.floor(Fraction(int(t[-1]) - int(t[0])) / Fraction(dt)))
+    ends, frac = _window_ends(int(t[0]), Fraction(dt), n, float(tau))
+    table = np.exp(-np.arange(math.ceil(dt) + 2) / tau)
+    bounds = _lower_bound_kernel(t, ends)
+    wins = np.array(sorted({0, n} | {c for c in cuts if c < n}), np.int64)
+    outs = []
+    for w in (np.array([0, n], np.int64), wins):
+        out = np.full((n, 7 * 5 * sensor[2]), np.nan)
+        status = _run_parts(_event_words(ev), bounds, w, ends, frac, math.exp(-dt / tau), table, 1 / tau,
+                            sensor, out)
+        assert tuple(status) == (0, -1)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    ref = ref_time_surface(ev, dt, tau, sensor=sensor).reshape(n, -1)
+    np.testing.assert_allclose(outs[1], ref, rtol=1e-12, atol=1e-300)
+
+
+def test_time_surface_threads_identical_and_checked():
+    rng = np.random.default_rng(3)
+    n = 150_000
+    ev = make_events(np.sort(rng.integers(0, 2_000_000, n)), rng.integers(0, 16, n),
+                     rng.integers(0, 12, n), rng.integers(0, 2, n))
+    sensor = (16, 12, 2)
+    one = to_time_surface(ev, sensor, 1000, 3000, num_threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(to_time_surface(ev, sensor, 1000, 3000, num_threads=threads), one)
+    bad = ev.copy()
+    bad["x"][n - 10] = 16  # in the tail part
+    with pytest.raises(ValueError, match=rf"events\[{n - 10}\]"):
+        to_time_surface(bad, sensor, 1000, 3000, num_threads=2)
+    late = ev.copy()
+    late["t"][n // 2] = late["t"][n // 2 - 1] - 1  # a decrease inside a later part
+    with pytest.raises(ValueError, match="sorted"):
+        to_time_surface(late, sensor, 1000, 3000, num_threads=2)
+    tail = ev.copy()
+    tail["t"][-1] = tail["t"][-2] - 1  # after the last window: unused, still checked
+    with pytest.raises(ValueError, match="sorted"):
+        to_time_surface(tail, sensor, 1000, 3000, num_threads=2)
+    kept = to_time_surface(bad, sensor, 1000, 3000, num_threads=2, on_out_of_bounds="drop")
+    np.testing.assert_array_equal(kept, to_time_surface(np.delete(bad, n - 10), sensor, 1000, 3000))
