@@ -7,6 +7,9 @@ other than tab (and the ``\\r`` of ``\\r\\n``) before its line feed, and, when t
 in ``\\r\\n`` (every jAER-written header), it ends in ``\\r\\n`` too. A line ``#End Of ASCII Header``
 ends the header explicitly. Binary records almost never pass the text test: a DAVIS polarity
 address always holds a zero byte, and so does a timestamp below 2**24 µs.
+
+Also here: the header the writer emits, and the checks of records against what the header
+says (wide addresses without a chip line, events outside the declared sensor).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ _WRITE_CLASSES = {(128, 128): "ch.unizh.ini.jaer.chip.retina.DVS128",
                   (346, 260): "eu.seebetter.ini.chips.davis.Davis346B",
                   (640, 480): "eu.seebetter.ini.chips.davis.Davis640"}
 GENERIC_DAVIS_CLASS = "eu.seebetter.ini.chips.DavisChip"
+# the largest x + 1 and y + 1 each address layout can hold: no bounds check for a sensor this large
+FIELD_SIZES = {DVS128: (128, 128), DAVIS: (1024, 512)}
 
 IMU_DTYPE = np.dtype([("t", "<i8"), ("accel_x", "<i2"), ("accel_y", "<i2"), ("accel_z", "<i2"),
                       ("temperature", "<i2"), ("gyro_x", "<i2"), ("gyro_y", "<i2"), ("gyro_z", "<i2")])
@@ -222,3 +227,56 @@ def chip_class_for(chip, sensor_size, events):
             wh = tuple(sensor_size[:2]) if sensor_size is not None else None
             cls = _WRITE_CLASSES.get(wh, GENERIC_DAVIS_CLASS) if wh != (128, 128) else GENERIC_DAVIS_CLASS
     return cls, layout
+
+
+def header_bytes(cls: str, sensor_size, created: _dt.datetime) -> bytes:
+    """The writer's header: version, jAER's format comment lines, creation time, chip class, and
+    ``# SensorSize: WxH`` when ``sensor_size`` is given and the class does not imply it."""
+    lines = ["#!AER-DAT2.0",
+             "# This is a raw AE data file created by neurodata",
+             "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event",
+             "# Timestamps tick is 1 us",
+             f"# created {created.strftime('%a %b %d %H:%M:%S %Z %Y').replace('  ', ' ')}",
+             f"# Creation time: System.currentTimeMillis() {int(created.timestamp() * 1000)}",
+             f"# AEChip: {cls}"]
+    implied = CHIP_CLASSES.get(cls.rsplit(".", 1)[-1].lower())
+    if sensor_size is not None and (implied is None or implied != sensor_size[:2]):
+        lines.append(f"# SensorSize: {sensor_size[0]}x{sensor_size[1]}")
+    return "".join(line + "\r\n" for line in lines).encode("ascii")
+
+
+def _addresses(view, rec):
+    """Addresses of the records of a window of raw bytes (numpy, for error paths)."""
+    if rec == 8:
+        return view.reshape(-1, 8)[:, :4].copy().view(">u4").reshape(-1).astype(np.uint32)
+    return view.reshape(-1, 6)[:, :2].copy().view(">u2").reshape(-1).astype(np.uint32)
+
+
+def raise_outside(path, header, layout, view, r0):
+    """``FormatError`` at the first polarity record of the window (raw bytes, first record
+    ``r0``) outside the declared sensor."""
+    W, H, _ = header.sensor_size
+    a = _addresses(view, header.record_size)
+    if layout == DVS128:
+        ok = (a & 0x8000) == 0
+        x, y = (a >> 1) & 0x7F, (a >> 8) & 0x7F
+    else:
+        ok = (a & 0x80000400) == 0
+        x, y = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF
+    i = int(np.argmax(ok & ((x >= W) | (y >= H))))
+    raise FormatError(path, header.data_offset + (r0 + i) * header.record_size,
+                      f"event (x={x[i]}, y={y[i]}) outside the {W}x{H} sensor of "
+                      f"{header.chip_class or 'the SensorSize line'}; pass chip= for another layout, "
+                      "or ignore_bounds=True to read the coordinates as stored")
+
+
+def check_16bit(path, header, view, r0):
+    """``FormatError`` at the first 8-byte record of the window with an address above 16 bits
+    (a file without chip information is read as DVS128 only while none is)."""
+    high = view.reshape(-1, 8)[:, :2].any(axis=1)
+    if high.any():
+        i = int(np.argmax(high))
+        raise FormatError(
+            path, header.data_offset + (r0 + i) * 8,
+            "address wider than 16 bits in a file without '# AEChip:' line: the DVS128 layout "
+            "does not apply; pass chip='davis' (or chip='dvs128' to ignore the high bits)")

@@ -19,12 +19,15 @@ import datetime as _dt
 import os
 import sys
 
+import numba
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-from ..errors import FormatError
 from ..events import as_events, check_bounds, check_sensor_size, empty_events
-from ._aedat2_header import CHIP_CLASSES, IMU_DTYPE, chip_class_for, parse_header
+from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit, chip_class_for,
+                             header_bytes, parse_header, raise_outside)
 from ._aedat2_imu import read_imu
 from ._base import FileInfo, atomic_write
 from ._records import Workers, iter_windows, record_layout, shrink, unwrap_check
@@ -34,74 +37,158 @@ SUFFIXES = (".aedat",)
 
 __all__ = ["read_aedat2", "write_aedat2", "IMU_DTYPE"]
 
-DVS128, DAVIS = 0, 1
-
 
 def detect(head: bytes) -> bool:
     """True for ``#!AER-DAT1.x`` / ``#!AER-DAT2.x`` first lines (3.1 and 4.0 are other formats)."""
     return head.startswith((b"#!AER-DAT1.", b"#!AER-DAT2."))
 
 
-@njit(cache=True, nogil=True)
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 runs the kernels as Python: no intrinsics
+    def _store(buf, offset, value, nbytes):
+        """Store the low ``nbytes`` bytes of ``value`` little-endian at ``buf[offset:]``."""
+        offset = int(offset)
+        buf[offset:offset + nbytes] = np.frombuffer(int(value).to_bytes(8, "little")[:nbytes], np.uint8)
+else:
+    @intrinsic
+    def _store(typingctx, buf, offset, value, nbytes):
+        """Unaligned little-endian store of the low ``nbytes`` (literal 4 or 8) bytes of ``value``
+        at byte ``offset`` of a contiguous ``uint8`` array: one machine store (x86 and ARM64)."""
+        if not isinstance(nbytes, types.IntegerLiteral) or nbytes.literal_value not in (4, 8):
+            return None
+        bits = 8 * nbytes.literal_value
+
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(bits).as_pointer())
+            word = context.cast(builder, args[2], signature.args[2], types.uint64)
+            if bits < 64:
+                word = builder.trunc(word, ir.IntType(bits))
+            if sys.byteorder == "big":
+                word = builder.call(builder.module.declare_intrinsic("llvm.bswap", [word.type]), [word])
+            builder.store(word, ptr).align = 1
+            return context.get_dummy_value()
+        return types.void(buf, offset, value, nbytes), codegen
+
+
+_U = np.uint64
+_BLOCK = 512  # records per block: 4 KiB of input, checked once, then decoded without branches
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _bswap(v):
     """Byte-swap a ``uint32`` (the records are big-endian, the words are read natively)."""
     return ((v >> 24) & 0xFF) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | ((v << 24) & 0xFF000000)
 
 
-@njit(cache=True, nogil=True)
-def _decode_kernel(w32, layout, prev_t, wraps, out):
-    """Decode the polarity events among the records of ``w32`` into ``out`` (from index 0).
-
-    ``wraps`` timestamp wraps precede the first record; ``t = raw + wraps * 2**32``. Returns
-    ``(events written, wraps among these records, max x, max y)`` (-1: no event); ``out`` has
-    room for every polarity record.
-    """
-    o = np.uint64(0)
-    w0 = wraps
-    mx = np.int64(-1)
-    my = np.int64(-1)
-    n = w32.size // 2
+@njit(cache=True, nogil=True, inline="always")
+def _fields(a, layout):
+    """``(x, y, p)`` as ``uint64`` of the byte-swapped address ``a`` of a polarity record."""
+    a = _U(a)
     if layout == 0:
-        for i in range(n):
-            a = _bswap(w32[2 * i])
-            t = np.int64(_bswap(w32[2 * i + 1]))
+        return (a >> _U(1)) & _U(0x7F), (a >> _U(8)) & _U(0x7F), (~a) & _U(1)
+    return (a >> _U(12)) & _U(0x3FF), (a >> _U(22)) & _U(0x1FF), (a >> _U(11)) & _U(1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_block(w32, s, e, out8, o, base, layout, check, mx, my):
+    """Records ``s..e-1`` (all polarity, no wrap) to events ``o...``: ``t = raw + base``.
+
+    Two 8-byte stores per 13-byte event; the second spills 3 zero bytes into the next event's
+    ``t``, which is written after it (the caller keeps the chunk's last event out of here).
+    """
+    j = o * _U(13)
+    for i in range(_U(s), _U(e)):
+        x, y, p = _fields(_bswap(w32[_U(2) * i]), layout)
+        if check:
+            mx, my = max(mx, x), max(my, y)
+        _store(out8, j, _U(np.int64(_bswap(w32[_U(2) * i + _U(1)])) + base), 8)
+        _store(out8, j + _U(8), x | (y << _U(16)) | (p << _U(32)), 8)
+        j += _U(13)
+    return mx, my
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_block_as(w32, s, e, out8, o, base, layout, check, mx, my):
+    """``_put_block`` with ``layout`` and ``check`` as constants (four loops without branches)."""
+    if layout == 0:
+        if check:
+            return _put_block(w32, s, e, out8, o, base, 0, True, mx, my)
+        return _put_block(w32, s, e, out8, o, base, 0, False, mx, my)
+    if check:
+        return _put_block(w32, s, e, out8, o, base, 1, True, mx, my)
+    return _put_block(w32, s, e, out8, o, base, 1, False, mx, my)
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(w32, w64, layout, prev_t, wraps, out8, check, a_shift, block):
+    """Decode the polarity events among the records of ``w32`` into ``out8`` (from event 0).
+
+    ``w32``: the records as native ``uint32`` words (address, timestamp); ``w64``: the same
+    memory as one ``uint64`` per record, the address word at bit ``a_shift`` (0 or 32); ``out8``:
+    the bytes of an ``EVENT_DTYPE`` array; at most ``min(records, out8.size // 13)`` records are
+    decoded, in blocks of ``block`` records. ``prev_t`` is the raw timestamp of the record before (-1: none) and ``wraps`` the
+    timestamp wraps before the first record: ``t = raw + wraps * 2**32``. Returns ``(events
+    written, wraps among these records, max x, max y)``; the maxima are over the events written
+    and only computed when ``check`` (-1 without events or check).
+
+    Block by block: two vectorised reductions over a block (OR and AND of its words) show whether
+    it holds only polarity records and whether bit 31 is the same in all its timestamps and, if
+    set in ``prev_t``, set in them too. That rules out a wrap (a drop of more than ``2**31`` goes
+    from bit 31 set to clear), so such a block is decoded without per-record branches; any other
+    block record by record.
+    """
+    n = min(w32.size // 2, w64.size, out8.size // 13)
+    t_shift = _U(32) - _U(a_shift)
+    skip = _U(0x8000 if layout == 0 else 0x80000400)
+    skip_raw = _U(_bswap(np.uint32(skip))) << _U(a_shift)
+    t_bit31 = _U(0x80) << t_shift  # bit 31 of a timestamp is bit 7 of its first (big-endian) byte
+    o = _U(0)
+    w0 = wraps
+    mx = _U(0)
+    my = _U(0)
+    s = 0
+    while s < n:
+        e = min(n - 1, s + block)  # the last record never goes to _put_block (its spill)
+        if e > s:
+            vor = _U(0)
+            vand = ~_U(0)
+            for i in range(_U(s), _U(e)):
+                vor |= w64[i]
+                vand &= w64[i]
+            if prev_t >= 0:  # a wrap needs bit 31 set before and clear after (see above)
+                vor |= _U(_bswap(np.uint32(prev_t))) << t_shift
+            if (vor & skip_raw) == 0 and ((vor ^ vand) & t_bit31) == 0:
+                mx, my = _put_block_as(w32, s, e, out8, o, np.int64(wraps) << 32, layout, check, mx, my)
+                o += _U(e - s)
+                prev_t = np.int64(_bswap(w32[2 * e - 1]))
+                s = e
+                continue
+        else:
+            e = n
+        for i in range(_U(s), _U(e)):
+            a = _bswap(w32[_U(2) * i])
+            t = np.int64(_bswap(w32[_U(2) * i + _U(1)]))
             if prev_t - t > 2147483648:
                 wraps += 1
             prev_t = t
-            if a & 0x8000 or o >= out.size:
+            if _U(a) & skip:
                 continue
-            x = np.int64((a >> 1) & 0x7F)
-            y = np.int64((a >> 8) & 0x7F)
-            mx = max(mx, x)
-            my = max(my, y)
-            out[o]["t"] = t + (wraps << 32)
-            out[o]["x"] = x
-            out[o]["y"] = y
-            out[o]["p"] = 1 - (a & 1)
-            o += np.uint64(1)
-    else:
-        for i in range(n):
-            a = _bswap(w32[2 * i])
-            t = np.int64(_bswap(w32[2 * i + 1]))
-            if prev_t - t > 2147483648:
-                wraps += 1
-            prev_t = t
-            if a & 0x80000400 or o >= out.size:
-                continue
-            x = np.int64((a >> 12) & 0x3FF)
-            y = np.int64((a >> 22) & 0x1FF)
-            mx = max(mx, x)
-            my = max(my, y)
-            out[o]["t"] = t + (wraps << 32)
-            out[o]["x"] = x
-            out[o]["y"] = y
-            out[o]["p"] = (a >> 11) & 1
-            o += np.uint64(1)
-    return o, wraps - w0, mx, my
+            x, y, p = _fields(a, layout)
+            mx, my = max(mx, x), max(my, y)
+            j = o * _U(13)
+            _store(out8, j, _U(t + (wraps << 32)), 8)
+            _store(out8, j + _U(8), x | (y << _U(16)), 4)
+            out8[j + _U(12)] = np.uint8(p)
+            o += _U(1)
+        s = e
+    if o == 0 or not check:
+        return o, wraps - w0, -1, -1
+    return o, wraps - w0, np.int64(mx), np.int64(my)
 
 
 def _words(view, rec):
-    """The raw big-endian words of a window as native ``uint32`` pairs (address, timestamp).
+    """The raw big-endian words of a window as native ``uint32`` pairs (address, timestamp) and
+    as one ``uint64`` per record (the address word at bit ``_A_SHIFT``).
 
     Version 1.0 records (16-bit address) are widened into a compact copy of the window.
     """
@@ -110,7 +197,12 @@ def _words(view, rec):
         wide[:, 2:] = view.reshape(-1, 6)
         view = wide.reshape(-1)
     w32 = view.view(np.uint32)
-    return w32 if sys.byteorder == "little" else w32.byteswap()
+    if sys.byteorder != "little":
+        w32 = w32.byteswap()
+    return w32, w32.view(np.uint64)
+
+
+_A_SHIFT = 0 if sys.byteorder == "little" else 32
 
 
 def _raw_t(w32, i):
@@ -140,25 +232,26 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None, check
     """
     rec = header.record_size
     layout, guess = layout
+    check = check and header.sensor_size is not None and \
+        any(s < f for s, f in zip(header.sensor_size, FIELD_SIZES[layout]))
     prev_t, wraps = -1, 0
     for r0, view in iter_windows(path, header.data_offset, rec, n, window_bytes):
         if guess:
-            _check_16bit(path, header, view, r0)
-        w32 = _words(view, rec)
-        k = w32.size // 2
+            check_16bit(path, header, view, r0)
+        w32, w64 = _words(view, rec)
+        k = w64.size
         b = workers.bounds(k, rec)
-        parts = [w32[2 * b[c]:2 * b[c + 1]] for c in range(b.size - 1)]
         firsts = [prev_t] + [_raw_t(w32, int(i) - 1) for i in b[1:-1]]
         out, pos = out_for(k)
-        res = workers.map(lambda c: _decode_kernel(parts[c], layout, firsts[c], wraps,
-                                                   out[pos + b[c]:pos + b[c + 1]]),
-                          len(parts))
-        if check and header.sensor_size is not None:
+        res = workers.map(lambda c: _decode_kernel(
+            w32[2 * b[c]:2 * b[c + 1]], w64[b[c]:b[c + 1]], layout, firsts[c], wraps,
+            out[pos + b[c]:pos + b[c + 1]].view(np.uint8), check, _A_SHIFT, _BLOCK), b.size - 1)
+        if check:
             W, H, _ = header.sensor_size
             if max(r[2] for r in res) >= W or max(r[3] for r in res) >= H:
-                _raise_outside(path, header, layout, view, r0)
+                raise_outside(path, header, layout, view, r0)
         o, extra = pos + int(res[0][0]), int(res[0][1])
-        for c in range(1, len(parts)):
+        for c in range(1, b.size - 1):
             m = int(res[c][0])
             src = out[pos + b[c]:pos + b[c] + m]
             if extra:
@@ -169,40 +262,6 @@ def _windows(path, header, layout, n, workers, out_for, window_bytes=None, check
             extra += int(res[c][1])
         prev_t, wraps = _raw_t(w32, k - 1), wraps + extra
         yield out, pos, o - pos
-
-
-def _raise_outside(path, header, layout, view, r0):
-    """``FormatError`` at the first polarity record of the window outside the declared sensor."""
-    W, H, _ = header.sensor_size
-    a = _bswap_np(view, header.record_size)
-    if layout == DVS128:
-        ok = (a & 0x8000) == 0
-        x, y = (a >> 1) & 0x7F, (a >> 8) & 0x7F
-    else:
-        ok = (a & 0x80000400) == 0
-        x, y = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF
-    i = int(np.argmax(ok & ((x >= W) | (y >= H))))
-    raise FormatError(path, header.data_offset + (r0 + i) * header.record_size,
-                      f"event (x={x[i]}, y={y[i]}) outside the {W}x{H} sensor of "
-                      f"{header.chip_class or 'the SensorSize line'}; pass chip= for another layout, "
-                      "or ignore_bounds=True to read the coordinates as stored")
-
-
-def _bswap_np(view, rec):
-    """Addresses of the records of a window (numpy, for error paths)."""
-    if rec == 8:
-        return view.reshape(-1, 8)[:, :4].copy().view(">u4").reshape(-1).astype(np.uint32)
-    return view.reshape(-1, 6)[:, :2].copy().view(">u2").reshape(-1).astype(np.uint32)
-
-
-def _check_16bit(path, header, view, r0):
-    high = view.reshape(-1, 8)[:, :2].any(axis=1)
-    if high.any():
-        i = int(np.argmax(high))
-        raise FormatError(
-            path, header.data_offset + (r0 + i) * 8,
-            "address wider than 16 bits in a file without '# AEChip:' line: the DVS128 layout "
-            "does not apply; pass chip='davis' (or chip='dvs128' to ignore the high bits)")
 
 
 def read(path, **options):
@@ -327,25 +386,14 @@ def write_aedat2(path, events, sensor_size=None, *, chip=None, created=None) -> 
     cls, layout = chip_class_for(chip, sensor_size, events)
     x = events["x"].astype(np.uint32)
     y = events["y"].astype(np.uint32)
-    xmax, ymax = (128, 128) if layout == DVS128 else (1024, 512)
+    xmax, ymax = FIELD_SIZES[layout]
     bad = (x >= xmax) | (y >= ymax)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"events[{i}] has x={x[i]}, y={y[i]}: the {'DVS128' if layout == DVS128 else 'DAVIS'} "
                          f"address layout stores x < {xmax}, y < {ymax}; pass chip='davis' or drop them")
     unwrap_check(events["t"], 32, "AEDAT 2.0")
-    lines = ["#!AER-DAT2.0",
-             "# This is a raw AE data file created by neurodata",
-             "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event",
-             "# Timestamps tick is 1 us"]
-    created = created or _dt.datetime.now().astimezone()
-    lines.append(f"# created {created.strftime('%a %b %d %H:%M:%S %Z %Y').replace('  ', ' ')}")
-    lines.append(f"# Creation time: System.currentTimeMillis() {int(created.timestamp() * 1000)}")
-    lines.append(f"# AEChip: {cls}")
-    implied = CHIP_CLASSES.get(cls.rsplit(".", 1)[-1].lower())
-    if sensor_size is not None and (implied is None or implied != sensor_size[:2]):
-        lines.append(f"# SensorSize: {sensor_size[0]}x{sensor_size[1]}")
-    head = "".join(line + "\r\n" for line in lines).encode("ascii")
+    head = header_bytes(cls, sensor_size, created or _dt.datetime.now().astimezone())
 
     def chunks(step=1 << 20):
         yield head
