@@ -8,12 +8,16 @@ holds a size-prefixed flatbuffer (``EVTS``, ``FRME``, ``IMUS``, ``TRIG``). Packe
 ``file_data_position`` when that lies inside the file, else at the end of the file; the file data
 table is never needed for reading. Events are 16-byte structs ``{int64 t; int16 x; int16 y; bool on}``.
 
-Reading: ``_walk_kernel`` lists the packets from a memory map; worker threads ``pread``,
+Reading: ``_walk_kernel`` lists the packets from a memory map. Files stored or LZ4-compressed take
+the direct path of ``_aedat4_decode.py`` (event counts from each packet's first bytes, then threads
+decode every LZ4 frame with liblz4's block functions into a per-thread scratch buffer and convert the
+events straight into their slice of one exactly sized output). Zstd files, and any file with a
+packet the direct path does not accept, take the per-packet path here: worker threads ``pread``,
 decompress (LZ4/Zstd release the GIL), validate each ``EVTS`` flatbuffer
 (``_locate_events_kernel``) and convert its events right away, while they are in cache, into a
 batch-local array (``_copy_events_kernel``, GIL released); the calling thread places each batch
-into a preallocated output with a byte copy. Container pieces live in ``_aedat4_layout.py``, the
-writer in ``_aedat4_writer.py``.
+into a preallocated output with a byte copy. This path also names every error. Container pieces
+live in ``_aedat4_layout.py``, the writer in ``_aedat4_writer.py``.
 """
 from __future__ import annotations
 
@@ -26,11 +30,12 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from ..errors import FormatError
 from ..events import EVENT_DTYPE
 from . import _flatbuffers as fb
+from ._aedat4_decode import (_copy_events_kernel, _locate_events_kernel, _walk_kernel, direct_available,
+                             read_direct, release_pages)
 from ._aedat4_layout import (COMPRESSION, DV_EVENT, FTAB_FIELDS, IMU_DTYPE, IMU_FIELDS, MAGIC, MAX_SIDE,
                              TRIGGER_DTYPE, TRIGGER_FIELDS, Header, decompress)
 from ._aedat4_writer import write_aedat4
@@ -42,6 +47,7 @@ SUFFIXES = (".aedat4",)
 
 _BATCH_BYTES = 1 << 20
 _INLINE_BELOW = 4 << 20  # event payload bytes under which threads do not pay off
+_DIRECT_INLINE_BELOW = 1 << 20  # the same for the direct path (no per-packet Python to share)
 _MAX_TABLE = 256 << 20
 _LITTLE = sys.byteorder == "little"  # the copy kernel reads the little-endian structs as native int64
 
@@ -61,125 +67,6 @@ def detect(head: bytes) -> bool:
     return head.startswith(MAGIC)
 
 
-# --------------------------------------------------------------------------------------- kernels
-@njit(cache=True, nogil=True, inline="always")
-def _u(buf, q, width):
-    v = np.int64(0)
-    for k in range(width):
-        v |= np.int64(buf[q + k]) << (8 * k)
-    return v
-
-
-@njit(cache=True, nogil=True)
-def _walk_kernel(buf, pos, end, pk_pos, pk_id, pk_size, info):
-    """List packets ``(int32 id, uint32 size)`` from ``pos`` to ``end``; record them when the
-    ``pk_*`` arrays are non-empty. ``info = [status, offset, value, count]``: status 0 ok,
-    1 partial packet header, 2 payload past ``end``."""
-    record = pk_pos.size > 0
-    n = 0
-    status = 0
-    value = 0
-    while pos < end:
-        if end - pos < 8:
-            status = 1
-            value = end - pos
-            break
-        size = _u(buf, pos + 4, 4)
-        if size > end - pos - 8:
-            status = 2
-            value = size
-            break
-        if record:
-            sid = _u(buf, pos, 4)
-            pk_pos[n] = pos
-            pk_id[n] = sid - (np.int64(1) << 32) if sid >= (np.int64(1) << 31) else sid
-            pk_size[n] = size
-        n += 1
-        pos += 8 + size
-    info[0] = status
-    info[1] = pos
-    info[2] = value
-    info[3] = n
-
-
-@njit(cache=True, nogil=True)
-def _locate_events_kernel(dec, info):
-    """Validate the size-prefixed ``EVTS`` flatbuffer in ``dec``; on success ``info[3:5] =
-    (start, count)`` of its event vector (count 0 when the field is absent) and return 0, else
-    return a status with ``info[1:3] = (position, value)``.
-
-    Status: 1 shorter than 12 bytes, 2 size prefix too large, 3 identifier not EVTS, 4 root table
-    outside, 5 vtable outside or bad sizes, 6 field outside its table, 7 vector outside.
-    """
-    n = dec.size
-    info[3] = 0
-    info[4] = 0
-    if n < 12:
-        info[1], info[2] = 0, n
-        return 1
-    end = 4 + _u(dec, 0, 4)
-    if end > n:
-        info[1], info[2] = 0, end - 4
-        return 2
-    if dec[8] != 69 or dec[9] != 86 or dec[10] != 84 or dec[11] != 83:
-        info[1], info[2] = 8, 0
-        return 3
-    tab = 4 + _u(dec, 4, 4)
-    if tab > end - 4:
-        info[1], info[2] = 4, tab
-        return 4
-    so = _u(dec, tab, 4)
-    vt = tab - (so - (np.int64(1) << 32) if so >= (np.int64(1) << 31) else so)
-    if vt < 4 or vt > end - 4:
-        info[1], info[2] = tab, vt
-        return 5
-    vsize = _u(dec, vt, 2)
-    tsize = _u(dec, vt + 2, 2)
-    if vsize < 4 or vsize % 2 == 1 or vt + vsize > end or tsize < 4 or tab + tsize > end:
-        info[1], info[2] = vt, vsize
-        return 5
-    if vsize < 6:
-        return 0
-    foff = _u(dec, vt + 4, 2)
-    if foff == 0:
-        return 0
-    if foff < 4 or foff + 4 > tsize:
-        info[1], info[2] = vt + 4, foff
-        return 6
-    fpos = tab + foff
-    vec = fpos + _u(dec, fpos, 4)
-    if vec > end - 4:
-        info[1], info[2] = fpos, vec
-        return 7
-    cnt = _u(dec, vec, 4)
-    if cnt * 16 > end - vec - 4:
-        info[1], info[2] = vec, cnt
-        return 7
-    info[3] = vec + 4
-    info[4] = cnt
-    return 0
-
-
-@njit(cache=True, nogil=True)
-def _copy_events_kernel(words, out, k, width, height):
-    """Copy the 16-byte DV events ``words`` (``int64`` pairs: ``t``, then ``x | y << 16 | on << 32``)
-    to ``out[k:k + words.size // 2]`` (both checked by the caller). Return -1, or the index of the
-    first event with ``x >= width`` or ``y >= height`` (negative int16 coordinates count as >= 32768)."""
-    count = words.size // 2
-    for i in range(count):
-        w = words[2 * i + 1]
-        x = w & 0xFFFF
-        y = (w >> 16) & 0xFFFF
-        if x >= width or y >= height:
-            return i
-        r = out[k + i]
-        r["t"] = words[2 * i]
-        r["x"] = x
-        r["y"] = y
-        r["p"] = 1 if (w >> 32) & 0xFF else 0
-    return -1
-
-
 _EVTS_ERRORS = {1: "decompressed packet of {v} bytes is too short for a flatbuffer",
                 2: "flatbuffer size prefix {v} exceeds the decompressed packet",
                 3: "flatbuffer identifier is not EVTS",
@@ -193,28 +80,52 @@ _EVTS_ERRORS = {1: "decompressed packet of {v} bytes is too short for a flatbuff
 class _Reader:
     """The header and packet list of one file, and per-packet decoding."""
 
-    def __init__(self, path, allow_truncated=False, data=None):
+    def __init__(self, path, allow_truncated=False, data=None, keep_map=False):
+        """``keep_map``: when the direct path applies, keep the file's memory map for :meth:`buffer`
+        until :meth:`unmap` (the pages the walk touched stay mapped for the direct path, which
+        releases them as it goes)."""
         self.path = path
         self.data = None if data is None else memoryview(data).cast("B")
+        self.mm = None
         self.h = Header(path, self.data)
-        self._walk(bool(allow_truncated))
+        self._walk(bool(allow_truncated), keep_map and direct_available(self.h.compression))
 
-    def _walk(self, allow_truncated):
+    def map(self):
+        """Map the file (again) for :meth:`buffer` (no-op for in-memory data or a kept map)."""
+        if self.data is None and self.mm is None:
+            with open(self.path, "rb") as f:
+                self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def buffer(self):
+        """The whole file as a uint8 array (the in-memory data, or the kept map) and its mmap (or None)."""
+        return np.frombuffer(self.data if self.mm is None else self.mm, np.uint8), self.mm
+
+    def unmap(self):
+        """Release and close the kept map (see ``keep_map``)."""
+        mm, self.mm = self.mm, None
+        if mm is not None:
+            release_pages(mm, 0, len(mm))
+            with contextlib.suppress(BufferError):  # an exception's traceback may still hold a view
+                mm.close()
+
+    def _walk(self, allow_truncated, keep_map):
         h = self.h
         info = np.zeros(4, np.int64)
         if self.data is not None:
             self._walk_buffer(np.frombuffer(self.data, np.uint8), info)
         else:
-            with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                self._walk_buffer(np.frombuffer(mm, np.uint8), info)
-                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                    mm.madvise(mmap.MADV_DONTNEED)  # the walk touched pages; give them back
+            with open(self.path, "rb") as f:
+                self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._walk_buffer(np.frombuffer(self.mm, np.uint8), info)
+            if not keep_map:
+                self.unmap()  # the walk touched pages; give them back
         status, offset, value = (int(v) for v in info[:3])
         if status:
             msg = (f"file ends inside a packet header ({value} of 8 bytes)" if status == 1 else
                    f"packet payload of {value} bytes runs past the end of the packet area "
                    f"({h.packets_end - offset - 8} bytes left)")
             if not allow_truncated:
+                self.unmap()
                 raise FormatError(self.path, offset, msg + "; pass allow_truncated=True to keep the packets before it")
             warnings.warn(f"{h.name} at byte {offset}: {msg}; decoded the packets before it "
                           "(allow_truncated=True)", stacklevel=4)
@@ -222,6 +133,7 @@ class _Reader:
         bad = ~np.isin(self.pk_id, declared)
         if bad.any():
             i = int(np.argmax(bad))
+            self.unmap()
             raise FormatError(self.path, int(self.pk_pos[i]),
                               f"packet of stream id {int(self.pk_id[i])}, which the IOHeader does not declare "
                               f"(declared: {declared.tolist()})")
@@ -359,7 +271,8 @@ def read(path, *, stream=None, imu=False, triggers=False, allow_truncated=False,
     allow_truncated : bool, default False
         When the file ends inside a packet, keep the packets before it and warn instead of raising.
     threads : int, optional
-        Decompression threads (default: usable CPUs, at most 8; one for under 4 MiB of events).
+        Decompression threads (default: usable CPUs, at most 8; one for under 1 MiB of compressed
+        events, under 4 MiB for Zstd files).
 
     Returns
     -------
@@ -377,7 +290,11 @@ def read(path, *, stream=None, imu=False, triggers=False, allow_truncated=False,
         event outside the stream's declared ``sizeX`` × ``sizeY``; the message names the file and
         the byte offset (of the packet payload, plus the position inside the decompressed buffer).
     """
-    return _read(_Reader(path, allow_truncated), stream, imu, triggers, threads)
+    r = _Reader(path, allow_truncated, keep_map=True)
+    try:
+        return _read(r, stream, imu, triggers, threads)
+    finally:
+        r.unmap()
 
 
 def decode(data, *, stream=None, imu=False, triggers=False, allow_truncated=False, threads=None):
@@ -421,7 +338,13 @@ def _place(dst, k, src):
 def _read_events(r, s, threads):
     if s is None:
         return np.empty(0, EVENT_DTYPE)
-    total = int(r.pk_size[r.pk_id == s["id"]].sum())
+    mine = np.flatnonzero(r.pk_id == s["id"])
+    total = int(r.pk_size[mine].sum())
+    if (r.mm is not None or r.data is not None) and direct_available(r.h.compression):
+        out = _direct(r, mine, s, threads)
+        r.unmap()
+        if out is not None:
+            return out  # else: a packet the direct path does not accept; the generic path names the error
     if total < _INLINE_BELOW:
         threads = 1
     out, k, done = np.empty(0, EVENT_DTYPE), 0, 0
@@ -446,9 +369,32 @@ def iter_blocks(path, block_bytes, *, stream=None, allow_truncated=False, thread
     s = r.h.events_stream(stream)
     if s is None:
         return
-    for _, out in r.decoded(s, max(1, min(int(block_bytes), 16 * _BATCH_BYTES)), threads, recycle=False):
-        if out.size:
-            yield out
+    block = max(1, min(int(block_bytes), 16 * _BATCH_BYTES))
+    if not direct_available(r.h.compression):
+        for _, out in r.decoded(s, block, threads, recycle=False):
+            if out.size:
+                yield out
+        return
+    # direct path group by group; a group it does not accept goes through decode_batch (its error)
+    r.map()
+    try:
+        with r.opened() as fd:
+            for g in r.batches(s["id"], block):
+                out = _direct(r, g, s, threads)
+                if out is None:
+                    _, buf, k = r.decode_batch(fd, g, _size(s), None)
+                    out = _trimmed(buf, k)
+                if out.size:
+                    yield out
+    finally:
+        r.unmap()
+
+
+def _direct(r, idx, s, threads):
+    """Events of packets ``idx`` of stream ``s`` by the direct path (``r`` mapped), or None."""
+    buf, mm = r.buffer()
+    small = int(r.pk_size[idx].sum()) < _DIRECT_INLINE_BELOW
+    return read_direct(buf, mm, r.pk_pos[idx], r.pk_size[idx], r.h.compression, _size(s), 1 if small else threads)
 
 
 # --------------------------------------------------------------------------------------- inspect
