@@ -19,11 +19,8 @@ import datetime as _dt
 import os
 import sys
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from ..events import as_events, check_bounds, check_sensor_size, empty_events
 from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit, chip_class_for,
@@ -31,6 +28,7 @@ from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit,
 from ._aedat2_imu import read_imu
 from ._base import FileInfo, atomic_write
 from ._records import Workers, iter_windows, record_layout, shrink, unwrap_check
+from ._unaligned import _store
 
 NAME = "aedat2"
 SUFFIXES = (".aedat",)
@@ -41,33 +39,6 @@ __all__ = ["read_aedat2", "write_aedat2", "IMU_DTYPE"]
 def detect(head: bytes) -> bool:
     """True for ``#!AER-DAT1.x`` / ``#!AER-DAT2.x`` first lines (3.1 and 4.0 are other formats)."""
     return head.startswith((b"#!AER-DAT1.", b"#!AER-DAT2."))
-
-
-if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 runs the kernels as Python: no intrinsics
-    def _store(buf, offset, value, nbytes):
-        """Store the low ``nbytes`` bytes of ``value`` little-endian at ``buf[offset:]``."""
-        offset = int(offset)
-        buf[offset:offset + nbytes] = np.frombuffer(int(value).to_bytes(8, "little")[:nbytes], np.uint8)
-else:
-    @intrinsic
-    def _store(typingctx, buf, offset, value, nbytes):
-        """Unaligned little-endian store of the low ``nbytes`` (literal 4 or 8) bytes of ``value``
-        at byte ``offset`` of a contiguous ``uint8`` array: one machine store (x86 and ARM64)."""
-        if not isinstance(nbytes, types.IntegerLiteral) or nbytes.literal_value not in (4, 8):
-            return None
-        bits = 8 * nbytes.literal_value
-
-        def codegen(context, builder, signature, args):
-            ary = context.make_array(signature.args[0])(context, builder, args[0])
-            ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(bits).as_pointer())
-            word = context.cast(builder, args[2], signature.args[2], types.uint64)
-            if bits < 64:
-                word = builder.trunc(word, ir.IntType(bits))
-            if sys.byteorder == "big":
-                word = builder.call(builder.module.declare_intrinsic("llvm.bswap", [word.type]), [word])
-            builder.store(word, ptr).align = 1
-            return context.get_dummy_value()
-        return types.void(buf, offset, value, nbytes), codegen
 
 
 _U = np.uint64

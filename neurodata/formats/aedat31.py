@@ -10,7 +10,8 @@ packet types are skipped by their declared size. See ``docs/formats.md`` for the
 
 Decoding is two passes over a memory map: ``_walk_kernel`` validates every packet header and
 lists the polarity packets, then ``_decode_kernel`` (GIL released, one thread per core) writes
-the valid events straight into the preallocated output.
+the valid events straight into the preallocated output, 8 events at a time with vector byte
+shuffles (``_decode8``) wherever 8 consecutive events are all valid and fit the packet's room.
 """
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ import os
 import sys
 import warnings
 
+import numba
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from ..errors import FormatError
 from ..events import EVENT_DTYPE
 from ._aedat31_writer import write_aedat31
 from ._base import FileInfo
 from ._parallel import map_ordered, resolve_threads
+from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
 
 NAME = "aedat31"
 SUFFIXES = (".aedat",)
@@ -214,45 +219,84 @@ def _walk_kernel(buf, pos, source, allow_truncated, pk_pos, pk_num, pk_valid, so
     info[5] = total
 
 
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 runs the kernels as Python: no intrinsics
+    def _decode8(buf, q, out8, j, ovf):
+        """Numpy stand-in for the intrinsic below (same results)."""
+        r = buf[int(q):int(q) + 64].view(np.uint32).astype(np.int64).reshape(8, 2)
+        d, ts = r[:, 0], r[:, 1]
+        ev = out8[int(j):int(j) + 104].view(EVENT_DTYPE)
+        ev["t"] = np.int64(ovf) | (ts - ((ts >> 31) << 32))
+        ev["x"], ev["y"], ev["p"] = (d >> 17) & 0x7FFF, (d >> 2) & 0x7FFF, (d >> 1) & 1
+        return np.uint64(np.packbits((d & 1) == 0, bitorder="little")[0])
+else:
+    @intrinsic
+    def _decode8(typingctx, buf, q, out8, j, ovf):
+        """Decode the 8 polarity events at byte ``q`` of ``buf`` as events at byte ``j`` of ``out8``
+        (``t = ovf | timestamp``), invalid ones included; return a ``uint64`` that is non-zero
+        when one of them is invalid. Byte shuffles on 8 events at once (see ``_unaligned``); the
+        caller guarantees ``q + 64 <= buf.size`` and ``j + 104 <= out8.size``."""
+        def codegen(context, builder, sig, args):
+            v = load_bytes(context, builder, sig.args[0], args[0], args[1], 64)
+            d = shuffle_lanes(builder, v, [(8 * k, 8 * k + 1, 8 * k + 2, 8 * k + 3) + (ZERO,) * 4 for k in range(8)])
+            ts = shuffle_lanes(builder, v, [(8 * k + 4, 8 * k + 5, 8 * k + 6, 8 * k + 7) + (ZERO,) * 4
+                                            for k in range(8)])
+            ts = builder.ashr(builder.shl(ts, splat(I64, 8, 32)), splat(I64, 8, 32))  # int32 -> int64
+            t = builder.or_(ts, vector_arg(builder, context.cast(builder, args[4], sig.args[4], types.int64)))
+
+            def field(shift, mask, to):
+                f = builder.and_(builder.lshr(d, splat(I64, 8, shift)), splat(I64, 8, mask))
+                return builder.shl(f, splat(I64, 8, to))
+            w = builder.or_(builder.or_(field(17, 0x7FFF, 0), field(2, 0x7FFF, 16)), field(1, 1, 32))
+            invalid = builder.icmp_unsigned("==", builder.and_(d, splat(I64, 8, 1)), splat(I64, 8, 0))
+            events8_codegen(context, builder, sig.args[2], args[2], args[3], t, w)
+            return builder.zext(builder.bitcast(invalid, ir.IntType(8)), I64)
+        return types.uint64(buf, q, out8, j, ovf), codegen
+
+
 @njit(cache=True, nogil=True)
-def _decode_kernel(buf, pk_pos, pk_num, pk_off, pk_cap, lo, hi, out, got):
-    """Decode polarity packets ``lo..hi-1``: the valid ones among the first ``pk_num[j]`` events
-    go to ``out[pk_off[j]:pk_off[j] + pk_cap[j]]`` (extra valid events are counted, not written);
-    ``got[j]`` receives the number of valid events found."""
+def _events_kernel(buf, q, a, b, out8, k, stop, ovf, v):
+    """Events ``a..b-1`` of the packet body at byte ``q`` one by one: each valid one is written
+    at event ``k`` while ``k < stop`` (``k`` then advances) and counted in ``v``; returns ``(k, v)``."""
+    for i in range(a, b):
+        d = _u32(buf, q + 8 * i)
+        if d & 1:
+            if k < stop:
+                e = 13 * k
+                _store(out8, e, ovf | _i32(buf, q + 8 * i + 4), 8)
+                _store(out8, e + 8, ((d >> 17) & 0x7FFF) | (((d >> 2) & 0x7FFF) << 16), 4)
+                out8[e + 12] = (d >> 1) & 1
+                k += 1
+            v += 1
+    return k, v
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(buf, pk_pos, pk_num, pk_off, pk_cap, lo, hi, out8, got):
+    """Decode polarity packets ``lo..hi-1`` into the bytes ``out8`` of an ``EVENT_DTYPE`` array:
+    the valid ones among the first ``pk_num[j]`` events go to events ``pk_off[j]`` ... at most
+    ``pk_cap[j]`` of them (extra valid events are counted, not written); ``got[j]`` receives the
+    number of valid events found.
+
+    Events go 8 at a time through ``_decode8`` while the packet has room for 8 more; a group
+    holding an invalid event is decoded again one by one over the same output, and so are a
+    packet's last events.
+    """
     for j in range(lo, hi):
         q = pk_pos[j] + 28
         ovf = np.int64(_i32(buf, pk_pos[j] + 12)) << 31
         k = pk_off[j]
         stop = k + pk_cap[j]
-        v = 0
         n = pk_num[j]
-        d32 = buf[q:q + 8 * n].view(np.uint32)  # (data, timestamp) pairs, little-endian host
-        t32 = buf[q:q + 8 * n].view(np.int32)
-        for i in range(n):
-            v += d32[2 * i] & 1
-        if v == n and n <= stop - k:  # every event valid and room for all: no branches
-            for i in range(n):
-                d = np.int64(d32[2 * i])
-                r = out[k + i]
-                r["t"] = ovf | np.int64(t32[2 * i + 1])
-                r["x"] = (d >> 17) & 0x7FFF
-                r["y"] = (d >> 2) & 0x7FFF
-                r["p"] = (d >> 1) & 1
-            got[j] = v
-            continue
         v = 0
-        for i in range(n):
-            d = np.int64(d32[2 * i])
-            if d & 1:
-                if k < stop:
-                    r = out[k]
-                    r["t"] = ovf | np.int64(t32[2 * i + 1])
-                    r["x"] = (d >> 17) & 0x7FFF
-                    r["y"] = (d >> 2) & 0x7FFF
-                    r["p"] = (d >> 1) & 1
-                    k += 1
-                v += 1
-        got[j] = v
+        i = 0
+        while i + 8 <= n and k + 8 <= stop:
+            if _decode8(buf, q + 8 * i, out8, 13 * k, ovf) == 0:
+                k += 8
+                v += 8
+            else:
+                k, v = _events_kernel(buf, q, i, i + 8, out8, k, stop, ovf, v)
+            i += 8
+        got[j] = _events_kernel(buf, q, i, n, out8, k, stop, ovf, v)[1]
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -266,9 +310,15 @@ def _check_source(source):
 
 class _Mapped:
     """The file memory-mapped read-only (or bytes already in memory), with the packet list of
-    its polarity events."""
+    its polarity events.
 
-    def __init__(self, path, source, allow_truncated, data=None):
+    The walk over the packet headers maps the whole file; ``keep_mapped=False`` releases it
+    again right after (streaming: each block maps only its own packets). ``read`` keeps it, so
+    that decoding does not fault the same pages in a second time; decoding releases each
+    window of the file once done, so the mapped input shrinks as the output grows.
+    """
+
+    def __init__(self, path, source, allow_truncated, data=None, keep_mapped=True):
         self.path = path
         self.name = "<buffer>" if path is None else os.fspath(path)
         self._f = self.mm = None
@@ -282,6 +332,8 @@ class _Mapped:
             self.buf = np.frombuffer(data, dtype=np.uint8)
         try:
             self._walk(_check_source(source), bool(allow_truncated))
+            if not keep_mapped:
+                self.drop(0, self.buf.size)
         except BaseException:
             self.close()
             raise
@@ -307,7 +359,6 @@ class _Mapped:
                          self.pk_pos, self.pk_num, self.pk_valid, seen, info)
             n = int(info[4])
             self.pk_pos, self.pk_num, self.pk_valid = self.pk_pos[:n], self.pk_num[:n], self.pk_valid[:n]
-        self.drop(0, self.buf.size)
 
     def _raise_or_warn(self, status, offset, value, allow_truncated):
         if status == _OK:
@@ -359,6 +410,7 @@ class _Mapped:
         off = np.zeros(hi - lo, np.int64)
         np.cumsum(cap[:-1], out=off[1:])
         got = np.zeros(hi - lo, np.int64)
+        out8 = out.view(np.uint8)
         pos, num = self.pk_pos[lo:hi], self.pk_num[lo:hi]
         ranges = _split(pos, num, threads)
 
@@ -367,7 +419,7 @@ class _Mapped:
             while a < b:  # windows of ~_WINDOW_BYTES of file, released after decoding
                 c = int(np.searchsorted(pos, pos[a] + _WINDOW_BYTES, side="left"))
                 c = min(max(c, a + 1), b)
-                _decode_kernel(self.buf, pos, num, off, cap, a, c, out, got)
+                _decode_kernel(self.buf, pos, num, off, cap, a, c, out8, got)
                 self.drop(int(pos[a]), int(pos[c - 1] + 28 + 8 * num[c - 1]))
                 a = c
 
@@ -450,7 +502,7 @@ def iter_blocks(path, block_bytes, *, source=None, allow_truncated=False, thread
     """Yield the events of :func:`read` in file order, packet by packet in groups of about
     ``block_bytes`` bytes of file (every header is validated before the first block)."""
     threads = resolve_threads(threads)
-    m = _Mapped(path, source, allow_truncated)
+    m = _Mapped(path, source, allow_truncated, keep_mapped=False)
     try:
         pos = m.pk_pos
         lo = 0

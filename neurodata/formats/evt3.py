@@ -29,7 +29,7 @@ from numba import njit
 from ..events import as_events, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
-from ._evt3_decode import _STATE_SIZE, _decode, _evt3_scan_kernel  # noqa: F401 (_evt3_scan_kernel: tests)
+from ._evt3_decode import _STATE_SIZE, _decode
 from ._parallel import resolve_threads
 
 NAME = "evt3"

@@ -10,14 +10,20 @@ event's timestamp does not fit the 23 bits after the markers already written.
 """
 from __future__ import annotations
 
+import mmap
 import os
 
+import numba
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-from ..events import as_events, check_bounds, check_sensor_size, empty_events
+from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, empty_events
 from ._base import FileInfo, atomic_write
+from . import _records
 from ._records import Workers, iter_windows, record_layout, shrink
+from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
 
 NAME = "nmnist"
 SUFFIXES = (".bin",)
@@ -36,6 +42,37 @@ def detect(head: bytes) -> bool:
     return False
 
 
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 runs the kernels as Python: no intrinsics
+    def _decode8(src, q, out8, j, base):
+        """Numpy stand-in for the intrinsic below (same results)."""
+        r = src[int(q):int(q) + 40].reshape(8, 5).astype(np.uint64)
+        ev = out8[int(j):int(j) + 104].view(EVENT_DTYPE)
+        ev["t"] = (((r[:, 2] & 0x7F) << 16) | (r[:, 3] << 8) | r[:, 4]) + np.uint64(base)
+        ev["x"], ev["y"], ev["p"] = r[:, 0], r[:, 1], r[:, 2] >> 7
+        return np.uint64(np.packbits(r[:, 1] == MARKER_Y, bitorder="little")[0])
+else:
+    @intrinsic
+    def _decode8(typingctx, src, q, out8, j, base):
+        """Decode the 8 records at byte ``q`` of ``src`` as events at byte ``j`` of ``out8``
+        (``t`` + ``base``), markers included; return a ``uint64`` that is non-zero when one of
+        them is a marker. Byte shuffles on 8 records at once (see ``_unaligned``); the caller
+        guarantees ``q + 40 <= src.size`` and ``j + 104 <= out8.size``."""
+        def codegen(context, builder, sig, args):
+            v = load_bytes(context, builder, sig.args[0], args[0], args[1], 40)
+            t = shuffle_lanes(builder, v, [(5 * k + 4, 5 * k + 3, 5 * k + 2) + (ZERO,) * 5 for k in range(8)])
+            w = shuffle_lanes(builder, v, [(5 * k, ZERO, 5 * k + 1, ZERO, 5 * k + 2) + (ZERO,) * 3
+                                           for k in range(8)])  # x | y << 16 | b2 << 32
+            base = vector_arg(builder, context.cast(builder, args[4], sig.args[4], types.uint64))
+            t = builder.add(builder.and_(t, splat(I64, 8, T_MAX)), base)
+            marker = builder.icmp_unsigned("==", builder.and_(w, splat(I64, 8, 0xFF << 16)),
+                                           splat(I64, 8, MARKER_Y << 16))
+            w = builder.or_(builder.and_(w, splat(I64, 8, 0xFF00FF)),
+                            builder.and_(builder.lshr(w, splat(I64, 8, 7)), splat(I64, 8, 1 << 32)))
+            events8_codegen(context, builder, sig.args[2], args[2], args[3], t, w)
+            return builder.zext(builder.bitcast(marker, ir.IntType(8)), I64)
+        return types.uint64(src, q, out8, j, base), codegen
+
+
 @njit(cache=True, nogil=True)
 def _count_markers_kernel(buf):
     """Number of overflow markers (``y == 240``) among the whole 5-byte records of ``buf``."""
@@ -46,51 +83,50 @@ def _count_markers_kernel(buf):
 
 
 @njit(cache=True, nogil=True)
-def _put_kernel(src, dst, m):
-    """Decode ``dst.size`` marker-free records of ``src`` into ``dst``, ``m`` markers before them."""
-    for i in range(dst.size):
-        j = 5 * i
-        b2 = np.int64(src[j + 2])
-        dst[i]["t"] = (((b2 & 0x7F) << 16) | (np.int64(src[j + 3]) << 8)
-                       | np.int64(src[j + 4])) + (m << 13)
-        dst[i]["x"] = src[j]
-        dst[i]["y"] = src[j + 1]
-        dst[i]["p"] = b2 >> 7
+def _records_kernel(src, s, e, out8, o, m):
+    """Decode records ``s..e-1`` one by one from event ``o`` on, ``m`` markers before them.
+
+    Markers are skipped and raise ``m``; a record finding no room in ``out8`` stops the loop
+    (only possible if the file changed between two passes). Returns ``(o, m)`` after them.
+    """
+    room = out8.size // 13
+    for i in range(s, e):
+        q = 5 * i
+        if src[q + 1] == MARKER_Y:
+            m += 1
+            continue
+        if o >= room:
+            break
+        b2 = np.uint64(src[q + 2])
+        j = 13 * o
+        _store(out8, j, (((b2 & 0x7F) << 16) | (np.uint64(src[q + 3]) << 8) | np.uint64(src[q + 4]))
+               + (np.uint64(m) << 13), 8)
+        _store(out8, j + 8, np.uint64(src[q]) | (np.uint64(src[q + 1]) << 16), 4)
+        out8[j + 12] = b2 >> 7
+        o += 1
+    return o, m
 
 
 @njit(cache=True, nogil=True)
-def _decode_kernel(buf, out, m):
-    """Decode the whole 5-byte records of ``buf`` into ``out``, ``m`` markers before them.
+def _decode_kernel(buf, out8, m):
+    """Decode the whole 5-byte records of ``buf`` into the bytes ``out8`` of an ``EVENT_DTYPE``
+    array, ``m`` markers before them; return the number of events written.
 
-    Markers are skipped and raise ``m``; ``t = stored + m * 2**13``. Returns the number of
-    events written (``out`` has room for one per record). Works in blocks of 256 records: a
-    block without markers (a vectorised count says so) is decoded in one tight loop, a block
-    with markers run by run between them.
+    Markers are skipped and raise ``m``; ``t = stored + m * 2**13``. Records go 8 at a time
+    through ``_decode8`` while ``out8`` has room for 8 more events; a group that holds a marker
+    is decoded again record by record over the same events, and so are the last records.
     """
     n = buf.size // 5
+    room = out8.size // 13
     o = 0
-    for s in range(0, n, 256):
-        e = min(n, s + 256)
-        src = buf[5 * s:5 * e]
-        k = 0
-        for i in range(e - s):
-            k += src[5 * i + 1] == 240
-        if o + (e - s - k) > out.size:  # only if the file changed between two passes
-            break
-        if k == 0:
-            _put_kernel(src, out[o:o + (e - s)], m)
-            o += e - s
-            continue
-        run = 0
-        for i in range(e - s + 1):
-            if i == e - s or src[5 * i + 1] == 240:
-                if i > run:
-                    _put_kernel(src[5 * run:5 * i], out[o:o + (i - run)], m)
-                    o += i - run
-                if i < e - s:
-                    m += 1
-                run = i + 1
-    return o
+    s = 0
+    while s + 8 <= n and o + 8 <= room:
+        if _decode8(buf, 5 * s, out8, 13 * o, np.uint64(m) << 13) == 0:
+            o += 8
+        else:
+            o, m = _records_kernel(buf, s, s + 8, out8, o, m)
+        s += 8
+    return _records_kernel(buf, s, n, out8, o, m)[0]
 
 
 def _decode_window(workers, view, out, pos, markers) -> int:
@@ -101,14 +137,14 @@ def _decode_window(workers, view, out, pos, markers) -> int:
     """
     b = workers.bounds(view.size // RECORD_SIZE, RECORD_SIZE)
     if b.size == 2:
-        return int(b[1] - _decode_kernel(view, out[pos:pos + b[1]], markers))
+        return int(b[1] - _decode_kernel(view, out[pos:pos + b[1]].view(np.uint8), markers))
     parts = [view[RECORD_SIZE * b[c]:RECORD_SIZE * b[c + 1]] for c in range(b.size - 1)]
     counts = workers.map(lambda c: _count_markers_kernel(parts[c]), len(parts) - 1)
     before = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
     starts = pos + b[:-1] - before
     sizes = np.diff(b)  # room per chunk: exact for all but the last, whose markers are not counted
     sizes[:-1] -= counts
-    written = workers.map(lambda c: _decode_kernel(parts[c], out[starts[c]:starts[c] + sizes[c]],
+    written = workers.map(lambda c: _decode_kernel(parts[c], out[starts[c]:starts[c] + sizes[c]].view(np.uint8),
                                                    markers + before[c]), len(parts))
     return int(before[-1] + (b[-1] - b[-2]) - written[-1])
 
@@ -146,15 +182,66 @@ def read_nmnist(path, *, threads=None) -> np.ndarray:
     """
     _check_path(path)
     n, _ = record_layout(path, 0, RECORD_SIZE, "N-MNIST")
-    out = empty_events(n)
-    pos = 0
-    markers = 0
     with Workers(threads) as workers:
-        for _, view in iter_windows(path, 0, RECORD_SIZE, n):
-            m = _decode_window(workers, view, out, pos, markers)
-            pos += view.size // RECORD_SIZE - m
-            markers += m
+        if n * RECORD_SIZE > _records.WINDOW_BYTES:
+            return _read_mapped(path, n, workers)
+        out = empty_events(n)
+        pos = 0
+        for _, view in iter_windows(path, 0, RECORD_SIZE, n):  # one window: read, not mapped
+            pos += view.size // RECORD_SIZE - _decode_window(workers, view, out, pos, 0)
     return shrink(out, pos)
+
+
+def _read_mapped(path, n, workers) -> np.ndarray:
+    """Decode a file of ``n`` records (more than one window) from a memory map, one contiguous
+    range of records per thread, with no synchronisation between windows.
+
+    The markers of every range but the last are counted first (each range split among all
+    threads); that places each range's first event. Then each thread decodes its range window
+    by window (``_records.WINDOW_BYTES`` of file) and releases the pages behind it
+    (``madvise(MADV_DONTNEED)``; they stay in the page cache), so the mapped input shrinks as
+    the output grows.
+    """
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        n = min(n, len(mm) // RECORD_SIZE)  # the file may have shrunk since it was measured
+        buf = np.frombuffer(mm, np.uint8, count=RECORD_SIZE * n)
+        b = [int(v) for v in workers.bounds(n, RECORD_SIZE)]
+        r, k = len(b) - 1, workers.threads
+        pieces = [(b[c] + (b[c + 1] - b[c]) * i // k, b[c] + (b[c + 1] - b[c]) * (i + 1) // k)
+                  for c in range(r - 1) for i in range(k)]
+        counts = workers.map(lambda i: _count_markers_kernel(buf[RECORD_SIZE * pieces[i][0]:
+                                                                 RECORD_SIZE * pieces[i][1]]), len(pieces))
+        before = [0] + np.cumsum(np.reshape(np.asarray(counts, np.int64), (r - 1, k)).sum(1)).tolist()
+        before.append(before[-1])  # the last range: its markers are not counted, its room is its records
+        out = empty_events(n)
+        out8 = out.view(np.uint8)
+        per = max(1, _records.WINDOW_BYTES // RECORD_SIZE)
+
+        def decode_range(c):
+            o, stop, m = b[c] - before[c], b[c + 1] - before[c + 1], before[c]
+            for s in range(b[c], b[c + 1], per):
+                e = min(b[c + 1], s + per)
+                w = int(_decode_kernel(buf[RECORD_SIZE * s:RECORD_SIZE * e], out8[13 * o:13 * stop], m))
+                m, o = m + (e - s) - w, o + w
+                _release(mm, RECORD_SIZE * s, RECORD_SIZE * e)
+            return o
+
+        return shrink(out, workers.map(decode_range, r)[-1])
+    finally:
+        buf = None
+        try:
+            mm.close()
+        except BufferError:  # a view still alive (an exception's traceback): closed when freed
+            pass
+
+
+def _release(mm, start, stop):
+    """Release the pages of ``mm[start:stop]`` from this process (they stay in the page cache)."""
+    if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        start -= start % mmap.PAGESIZE
+        mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 def iter_blocks(path, block_bytes: int, **options):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import neurodata
 from neurodata.errors import FormatError
 from neurodata.events import EVENT_DTYPE, make_events
-from neurodata.formats import _rawheader, evt3
+from neurodata.formats import _evt3_decode, _rawheader, evt3
 from tests.helpers import column_digests, event_arrays
 
 SAMPLE = "prophesee/gen41_pedestrians.evt3.raw"
@@ -174,7 +174,7 @@ def test_count_bound_is_an_upper_bound(values):
     expect = sum(1 for w in values if w >> 12 == 2)
     expect += sum(bin(w & 0xFFF).count("1") for w in values if w >> 12 == 4)
     expect += sum(bin(w & 0xFF).count("1") for w in values if w >> 12 == 5)
-    n_ev, n_tr = evt3._evt3_scan_kernel(words)[:2]  # (events, triggers) upper bounds
+    n_ev, n_tr = _evt3_decode._evt3_scan_kernel(words)[:2]  # (events, triggers) upper bounds
     assert n_ev == expect
     assert n_tr == sum(1 for w in values if w >> 12 == 0xA)
     assert reference_decode(words)[0].size <= n_ev
