@@ -18,13 +18,17 @@ identical to the sequential definition.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
 from ._parallel import map_ordered, resolve_threads
+from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
 
 NAME = "evt2"
 SUFFIXES = (".raw",)
@@ -77,34 +81,80 @@ def _evt2_scan_kernel(words, stats):
     stats[4] = loops
 
 
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 runs the kernels as Python: no intrinsics
+    def _decode8(src, q, out8, j, base):
+        """Numpy stand-in for the intrinsic below (same results)."""
+        w = src[int(q):int(q) + 32].view("<u4").astype(np.uint64)
+        ev = out8[int(j):int(j) + 104].view(EVENT_DTYPE)
+        ev["t"] = ((w >> 22) & 0x3F) + np.uint64(base)
+        ev["x"], ev["y"], ev["p"] = (w >> 11) & 0x7FF, w & 0x7FF, w >> 28
+        return np.uint64((w >= 0x20000000).any())
+else:
+    @intrinsic
+    def _decode8(typingctx, src, q, out8, j, base):
+        """Decode the 8 words at byte ``q`` of ``src`` as CD events at byte ``j`` of ``out8`` with
+        time base ``base``; return a ``uint64`` that is non-zero when one of them is not a CD word
+        (the events written are then meaningless). One byte shuffle and one 104-byte store (see
+        ``_unaligned``); the caller guarantees ``q + 32 <= src.size`` and ``j + 104 <= out8.size``."""
+        def codegen(context, builder, sig, args):
+            v = load_bytes(context, builder, sig.args[0], args[0], args[1], 32)
+            w = shuffle_lanes(builder, v, [(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3) + (ZERO,) * 4 for k in range(8)])
+            base = vector_arg(builder, context.cast(builder, args[4], sig.args[4], types.uint64))
+
+            def field(shift, mask):
+                return builder.and_(builder.lshr(w, splat(I64, 8, shift)), splat(I64, 8, mask))
+
+            t = builder.add(field(22, 0x3F), base)
+            xyp = builder.or_(builder.or_(field(11, 0x7FF), builder.shl(field(0, 0x7FF), splat(I64, 8, 16))),
+                              builder.shl(builder.lshr(w, splat(I64, 8, 28)), splat(I64, 8, 32)))
+            events8_codegen(context, builder, sig.args[2], args[2], args[3], t, xyp)
+            other = builder.icmp_unsigned(">=", w, splat(I64, 8, 0x20000000))
+            return builder.zext(builder.bitcast(other, ir.IntType(8)), I64)
+        return types.uint64(src, q, out8, j, base), codegen
+
+
 @njit(cache=True, nogil=True)
-def _evt2_fill_kernel(words, prev, loop, out, trig, want_triggers):
-    """Decode one chunk into ``out`` (and ``trig``) from TIME_HIGH payload ``prev`` and loop ``loop``."""
+def _evt2_fill_kernel(words, words8, prev, loop, out8, trig, want_triggers):
+    """Decode one chunk (``words``, and ``words8`` the same bytes as uint8) into ``out8``, the bytes
+    of an ``EVENT_DTYPE`` array (and ``trig``), from TIME_HIGH payload ``prev`` and loop ``loop``.
+
+    Runs of 8 CD words go through ``_decode8``; any other word, and a group holding one, word by
+    word. Writes stop at the room of ``out8`` / ``trig`` (the scan pass counted them exactly).
+    """
     k = 0
     j = 0
+    room = out8.size // 13
+    n = words.shape[0]
     base = (loop << 34) + (prev << 6)
-    for i in range(words.shape[0]):
+    i = 0
+    while i < n:
+        if i + 8 <= n and k + 8 <= room:
+            if _decode8(words8, 4 * i, out8, 13 * k, np.uint64(base)) == 0:
+                i += 8
+                k += 8
+                continue
         w = words[i]
         typ = w >> 28
         if typ <= 1:
-            rec = out[k]
-            rec["t"] = base + ((w >> 22) & 0x3F)
-            rec["x"] = (w >> 11) & 0x7FF
-            rec["y"] = w & 0x7FF
-            rec["p"] = typ
-            k += 1
+            if k < room:
+                q = 13 * k
+                _store(out8, q, np.uint64(base + ((w >> 22) & 0x3F)), 8)
+                _store(out8, q + 8, np.uint64(((w >> 11) & 0x7FF) | ((w & 0x7FF) << 16)), 4)
+                out8[q + 12] = np.uint8(typ)
+                k += 1
         elif typ == 8:
             th = np.int64(w & 0x0FFFFFFF)
             if th < prev and ((prev - th) << 6) >= 17179859120:
                 loop += 1
             prev = th
             base = (loop << 34) + (prev << 6)
-        elif typ == 10 and want_triggers:
+        elif typ == 10 and want_triggers and j < trig.shape[0]:
             tr = trig[j]
             tr["t"] = base + ((w >> 22) & 0x3F)
             tr["id"] = (w >> 8) & 0x1F
             tr["value"] = w & 1
             j += 1
+        i += 1
 
 
 def _decode(words, state, want_triggers, n_chunks=None, threads=1):
@@ -148,7 +198,8 @@ def _decode(words, state, want_triggers, n_chunks=None, threads=1):
 
     def fill(c):
         tr = trig[tr_off[c]:tr_off[c + 1]] if want_triggers else trig
-        _evt2_fill_kernel(chunks[c], start[c][0], start[c][1], out[ev_off[c]:ev_off[c + 1]], tr, want_triggers)
+        _evt2_fill_kernel(chunks[c], chunks[c].view(np.uint8), start[c][0], start[c][1],
+                          out[ev_off[c]:ev_off[c + 1]].view(np.uint8), tr, want_triggers)
 
     for _ in map_ordered(fill, range(n_chunks), min(threads, n_chunks)):
         pass

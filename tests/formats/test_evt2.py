@@ -1,5 +1,8 @@
 """EVT 2.0 RAW: real sample, pure-Python reference decoder vs the fast path, writer round trips,
 bad input, streaming."""
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -374,3 +377,36 @@ def test_trailing_bytes_warn_once_when_streaming(tmp_path):
         got = np.concatenate(list(evt2.iter_blocks(path, 40)))
     assert sum(issubclass(w.category, RuntimeWarning) for w in rec) == 1
     assert got.size == 50
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.sampled_from([0x8, 0xA, 0x2, 0xE, 0xF])), max_size=40),
+       st.integers(0, 2**32 - 1), st.integers(1, 5), st.booleans())
+def test_runs_of_cd_words_equal_reference(runs, seed, n_chunks, triggers):
+    """Mostly-CD streams (the 8-word vector path) with TIME_HIGH, trigger and other words at every
+    offset of a group, cut into chunks anywhere: equal to the reference decoder."""
+    rng = np.random.default_rng(seed)
+    words = [th(int(rng.integers(0, 1 << 28)))]
+    for n_cd, kind in runs:
+        words += [int(rng.integers(0, 2)) << 28 | int(rng.integers(0, 1 << 28)) for _ in range(n_cd)]
+        words.append(th(int(rng.integers(0, 1 << 28))) if kind == 0x8 else kind << 28 | int(rng.integers(0, 1 << 28)))
+    words = np.array(words, dtype=np.uint32)
+    ref_ev, ref_tr = reference_decode(words)
+    ev, tr = evt2._decode(words, np.zeros(3, np.int64), triggers, n_chunks=n_chunks, threads=min(n_chunks, 2))
+    assert np.array_equal(ev, ref_ev)
+    if triggers:
+        assert np.array_equal(tr, ref_tr)
+
+
+def test_vector_path_without_jit(tmp_path):
+    """The numpy stand-in of the 8-word decoder (NUMBA_DISABLE_JIT=1) gives the same events."""
+    words = np.array([th(5)] + [(i % 2) << 28 | (i * 7919 % (1 << 28)) for i in range(40)] + [0xA << 28]
+                     + [1 << 28 | 12345] * 9, dtype=np.uint32)
+    path = tmp_path / "w.raw"
+    write_words(path, words)
+    code = ("import numpy as np, neurodata, sys; ev = neurodata.read(sys.argv[1]); "
+            "np.save(sys.argv[2], ev)")
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "e.npy")], check=True,
+                   env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    assert np.array_equal(np.load(tmp_path / "e.npy"), reference_decode(words)[0])
+    assert np.array_equal(neurodata.read(path), reference_decode(words)[0])
