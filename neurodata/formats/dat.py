@@ -19,13 +19,19 @@ import os
 import sys
 import re
 
+import numba
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from ..errors import FormatError
-from ..events import as_events, check_bounds, check_sensor_size, empty_events
+from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, empty_events
 from ._base import FileInfo, atomic_write, parse_prefixed_header
 from ._records import Workers, iter_windows, record_layout, unwrap_check
+from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
+
+_VECTOR = sys.byteorder == "little"  # the vector path reads the file's little-endian bytes directly
 
 NAME = "dat"
 SUFFIXES = (".dat",)
@@ -51,19 +57,73 @@ def detect(head: bytes) -> bool:
     return b"% Data file containing" in head or b"version" in keys
 
 
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 runs the kernels as Python: no intrinsics
+    def _decode8(src, q, out8, j, base, xs, xm, ys, ym, ps, W, H):
+        """Numpy stand-in for the intrinsic below (same results)."""
+        r = src[int(q):int(q) + 64].view("<u4").astype(np.uint64).reshape(8, 2)
+        t, w = r[:, 0], r[:, 1]
+        x, y = (w >> np.uint64(xs)) & np.uint64(xm), (w >> np.uint64(ys)) & np.uint64(ym)
+        ev = out8[int(j):int(j) + 104].view(EVENT_DTYPE)
+        ev["t"], ev["x"], ev["y"], ev["p"] = t + np.uint64(base), x, y, (w >> np.uint64(ps)) & np.uint64(1)
+        high = int(np.packbits(t >= 1 << 31, bitorder="little")[0])
+        return np.uint64(high | (int(((x >= W) | (y >= H)).any()) << 8))
+else:
+    @intrinsic
+    def _decode8(typingctx, src, q, out8, j, base, xs, xm, ys, ym, ps, W, H):
+        """Decode the 8 records at byte ``q`` of ``src`` as events at byte ``j`` of ``out8``
+        (``t`` + ``base``; fields by shifts and masks); return a ``uint64`` whose bits 0-7 are bit 31
+        of the 8 timestamps and bit 8 is set when an ``x >= W`` or ``y >= H``. One load, two byte
+        shuffles, one 104-byte store (see ``_unaligned``); the caller guarantees ``q + 64 <=
+        src.size`` and ``j + 104 <= out8.size``."""
+        def codegen(context, builder, sig, args):
+            v = load_bytes(context, builder, sig.args[0], args[0], args[1], 64)
+            t = shuffle_lanes(builder, v, [(8 * k, 8 * k + 1, 8 * k + 2, 8 * k + 3) + (ZERO,) * 4 for k in range(8)])
+            w = shuffle_lanes(builder, v, [(8 * k + 4, 8 * k + 5, 8 * k + 6, 8 * k + 7) + (ZERO,) * 4
+                                           for k in range(8)])
+            base, xs, xm, ys, ym, ps, W, H = (
+                vector_arg(builder, context.cast(builder, args[i], sig.args[i], types.uint64)) for i in range(4, 12))
+            x = builder.and_(builder.lshr(w, xs), xm)
+            y = builder.and_(builder.lshr(w, ys), ym)
+            p = builder.and_(builder.lshr(w, ps), splat(I64, 8, 1))
+            xyp = builder.or_(builder.or_(x, builder.shl(y, splat(I64, 8, 16))), builder.shl(p, splat(I64, 8, 32)))
+            events8_codegen(context, builder, sig.args[2], args[2], args[3], builder.add(t, base), xyp)
+            high = builder.icmp_unsigned(">=", t, splat(I64, 8, 1 << 31))
+            out = builder.or_(builder.icmp_unsigned(">=", x, W), builder.icmp_unsigned(">=", y, H))
+            i8 = ir.IntType(8)
+            flags = builder.zext(builder.bitcast(high, i8), I64)
+            any_out = builder.zext(builder.icmp_unsigned("!=", builder.bitcast(out, i8), ir.Constant(i8, 0)), I64)
+            return builder.or_(flags, builder.shl(any_out, ir.Constant(I64, 8)))
+        return types.uint64(src, q, out8, j, base, xs, xm, ys, ym, ps, W, H), codegen
+
+
 @njit(cache=True, nogil=True)
-def _decode_kernel(w32, layout, prev_t, wraps, out):
-    """Decode the records of ``w32`` (``uint32`` pairs t, w) into ``out`` (same length).
+def _decode_kernel(src, w32, layout, limits, prev_t, wraps, out8, vector):
+    """Decode the records of ``w32`` (``uint32`` pairs t, w; ``src`` the same bytes as uint8)
+    into ``out8``, the bytes of an ``EVENT_DTYPE`` array (one event per record, at most
+    ``out8.size // 13``).
 
     ``layout = (x shift, x mask, y shift, y mask, p shift)``; ``wraps`` wraps precede the first
-    record; ``t = stored + wraps * 2**32``. Returns ``(wraps among these records, max x, max y)``
-    (-1 for no records).
+    record; ``t = stored + wraps * 2**32``. Groups of 8 records go through ``_decode8`` (with
+    ``vector``) and are kept when no timestamp in them can wrap (a wrap needs bit 31 set in the
+    record before and clear in the next) and every ``x < limits[0]``, ``y < limits[1]``; other
+    records are decoded one by one. Returns ``(wraps among these records, max x, max y)`` over the
+    records decoded one by one (-1 for none): the maxima reach the limits exactly when some event does.
     """
     xs, xm, ys, ym, ps = layout
+    W, H = limits
     w0 = wraps
     mx = np.int64(-1)
     my = np.int64(-1)
-    for i in range(min(w32.size // 2, out.size)):
+    n = min(w32.size // 2, out8.size // 13)
+    i = 0
+    while i < n:
+        if vector and i + 8 <= n:
+            f = _decode8(src, 8 * i, out8, 13 * i, np.uint64(wraps) << np.uint64(32), xs, xm, ys, ym, ps, W, H)
+            seq = (np.uint64(1) if prev_t >= 2147483648 else np.uint64(0)) | ((f & np.uint64(0xFF)) << np.uint64(1))
+            if (f >> np.uint64(8)) == 0 and (seq & ~(seq >> np.uint64(1)) & np.uint64(0xFF)) == 0:
+                prev_t = np.int64(w32[2 * (i + 7)])
+                i += 8
+                continue
         t = np.int64(w32[2 * i])
         if prev_t - t > 2147483648:
             wraps += 1
@@ -73,10 +133,11 @@ def _decode_kernel(w32, layout, prev_t, wraps, out):
         y = np.int64((w >> ys) & ym)
         mx = max(mx, x)
         my = max(my, y)
-        out[i]["t"] = t + (wraps << 32)
-        out[i]["x"] = x
-        out[i]["y"] = y
-        out[i]["p"] = (w >> ps) & 1
+        q = 13 * i
+        _store(out8, q, np.uint64(t + (wraps << 32)), 8)
+        _store(out8, q + 8, np.uint64(x | (y << 16)), 4)
+        out8[q + 12] = np.uint8((w >> ps) & 1)
+        i += 1
     return wraps - w0, mx, my
 
 
@@ -169,6 +230,7 @@ def _windows(path, hdr, n, workers, out_for, window_bytes=None, check=True):
     afterwards (rare: a wrap happens every 71.6 minutes of recording).
     """
     rec, layout = hdr.event_size, _LAYOUTS[hdr.version]
+    limits = (hdr.sensor_size[0], hdr.sensor_size[1]) if check and hdr.sensor_size is not None else (1 << 16, 1 << 16)
     prev_t, wraps = -1, 0
     for r0, view in iter_windows(path, hdr.data_offset, rec, n, window_bytes):
         w32 = _words(view, rec)
@@ -176,8 +238,10 @@ def _windows(path, hdr, n, workers, out_for, window_bytes=None, check=True):
         b = workers.bounds(k, 8)
         firsts = [prev_t] + [int(w32[2 * (int(i) - 1)]) for i in b[1:-1]]
         out, pos = out_for(k)
-        res = workers.map(lambda c: _decode_kernel(w32[2 * b[c]:2 * b[c + 1]], layout, firsts[c], wraps,
-                                                   out[pos + b[c]:pos + b[c + 1]]), b.size - 1)
+        src = w32.view(np.uint8)
+        res = workers.map(lambda c: _decode_kernel(src[8 * b[c]:8 * b[c + 1]], w32[2 * b[c]:2 * b[c + 1]], layout,
+                                                   limits, firsts[c], wraps,
+                                                   out[pos + b[c]:pos + b[c + 1]].view(np.uint8), _VECTOR), b.size - 1)
         before = np.cumsum([r[0] for r in res], dtype=np.int64)
         if check and hdr.sensor_size is not None:
             _check_bounds(path, hdr, out[pos:pos + k], r0, max(r[1] for r in res), max(r[2] for r in res))

@@ -246,3 +246,74 @@ def test_arbitrary_bodies_decode_like_reference(tmp_path_factory, body, size):
         warnings.simplefilter("ignore")
         ev = dat.read_dat(path)
     np.testing.assert_array_equal(ev, reference_decode(HEADER + bytes([0, size]) + body, len(HEADER) + 2, size))
+
+
+# ---------------------------------------------------------------- 8-record vector path
+def _kernel(data: bytes, limits=(1 << 16, 1 << 16), vector=True, prev_t=-1):
+    w32 = np.frombuffer(data, "<u4").copy()
+    out = np.zeros(w32.size // 2, EVENT_DTYPE)
+    wraps, mx, my = dat._decode_kernel(w32.view(np.uint8), w32, dat._LAYOUTS[2], limits, prev_t, 0,
+                                       out.view(np.uint8), vector)
+    return out, wraps, mx, my
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 60),
+       st.lists(st.tuples(st.integers(0, 59), st.sampled_from(["wrap", "up", "half", "x", "y"])), max_size=4))
+def test_vector_groups_equal_reference(seed, n, changes):
+    """Groups of 8 with a wrap, an upward bit-31 crossing, a drop of exactly 2**31 or a coordinate
+    past the limits at any lane fall back record by record; the result equals the reference and the
+    scalar-only kernel, and the maxima reach the limits exactly when an event does."""
+    rng = np.random.default_rng(seed)
+    t = (np.cumsum(rng.integers(0, 50, n)) + int(rng.integers(0, 2**32 - 3000))).astype(np.int64)
+    w = rng.integers(0, 1 << 29, n, dtype=np.int64) & ~((0x3FFF << 14) | 0x3FFF) | rng.integers(0, 300, n) | (rng.integers(0, 200, n) << 14)
+    for k, kind in changes:
+        if k >= n:
+            continue
+        if kind == "wrap":
+            t[k:] = t[k:] % 1000
+        elif kind == "up":
+            t[k:] += 2**31 - int(t[k]) % 2**31
+        elif kind == "half" and t[k] >= 2**31:
+            t[k:] -= 2**31
+        elif kind == "x":
+            w[k] = (w[k] & ~0x3FFF) | 300
+        elif kind == "y":
+            w[k] = (w[k] & ~(0x3FFF << 14)) | (200 << 14)
+    t &= 0xFFFFFFFF
+    data = np.stack([t, w], 1).astype("<u4").tobytes()
+    ref = reference_decode(data, 0)
+    got, wraps, mx, my = _kernel(data, limits=(300, 200))
+    scalar = _kernel(data, limits=(300, 200), vector=False)
+    assert np.array_equal(got, ref) and np.array_equal(scalar[0], ref)
+    assert wraps == scalar[1]
+    assert (mx >= 300) == bool((ref["x"] >= 300).any()) and (my >= 200) == bool((ref["y"] >= 200).any())
+
+
+def test_vector_group_after_a_record_with_bit_31_set():
+    """The record before a group (``prev_t``) counts: bit 31 set there and clear in the group is a
+    possible wrap, decided record by record."""
+    t = np.arange(8, dtype=np.int64) + 5
+    data = np.stack([t, np.zeros(8, np.int64)], 1).astype("<u4").tobytes()
+    got, wraps, _, _ = _kernel(data, prev_t=2**32 - 10)
+    assert wraps == 1 and got["t"][0] == 2**32 + 5
+    got, wraps, _, _ = _kernel(data, prev_t=2**31 - 1)
+    assert wraps == 0 and got["t"][0] == 5
+
+
+def test_vector_path_without_jit(tmp_path):
+    """The numpy stand-in of the 8-record decoder (NUMBA_DISABLE_JIT=1) reads the same events."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(4)
+    body = random_body(rng, 100)[:400] + np.stack([np.arange(60) + 7, np.arange(60)], 1).astype("<u4").tobytes()
+    path = tmp_path / "v.dat"
+    path.write_bytes(HEADER + b"\x00\x08" + body)
+    code = "import numpy as np, neurodata, sys; np.save(sys.argv[2], neurodata.read(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "e.npy")], check=True,
+                   env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    ref = reference_decode(path.read_bytes(), len(HEADER) + 2)
+    assert np.array_equal(np.load(tmp_path / "e.npy"), ref)
+    assert np.array_equal(neurodata.read(path), ref)
