@@ -113,11 +113,17 @@ def _lz4_only(path):
 
 
 def run(args) -> list[dict]:
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
+        return _run(args, args.workdir)
+    with tempfile.TemporaryDirectory(prefix="bench-io-") as work:  # ~0.9 GB of files: removed after
+        return _run(args, work)
+
+
+def _run(args, work) -> list[dict]:
     n = 1_000_000 if args.quick else 20_000_000
-    # 9 repeats: the VM shows rare 3-4x slow reads (page reclaim), which a median of 5 does not absorb
+    # 9 repeats: the VM shows rare 3-4x slow reads (cause unknown), which a median of 5 does not absorb
     reps = args.repeats or (3 if args.quick else 9)
-    work = args.workdir or tempfile.mkdtemp(prefix="bench-io-")
-    os.makedirs(work, exist_ok=True)
     rows = []
     for fmt, (sensor, duration) in SPECS.items():
         suffix = {"nmnist": ".bin", "aedat2": ".aedat", "aedat31": ".aedat", "dat": ".dat",
