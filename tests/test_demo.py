@@ -18,3 +18,15 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
         assert step in result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "root" / "downloads" / "train.zip").exists()
+
+
+@pytest.mark.slow
+def test_demo_without_root_removes_its_temporary_folder(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    result = CliRunner().invoke(main, ["demo", "--per-class", "3", "--epochs", "1", "--time-bins", "2",
+                                       "--out", str(tmp_path / "demo.png")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "[5/5] final test accuracy" in result.output and "was removed" in result.output
+    assert list(scratch.iterdir()) == []

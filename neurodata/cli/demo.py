@@ -7,6 +7,7 @@ accuracy, the final test accuracy, and a figure (training curves and sample fram
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -66,15 +67,29 @@ def command(dataset, root, source, epochs, per_class, time_bins, batch_size, lr,
     """Generate → write → install → decode → cache → frames → train an SNN → report and plot."""
     import torch
 
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    t_start = time.perf_counter()
+    temporary = root is None  # removed at the end: the caches of a throw-away run are ~80 MB
+    root = Path(root) if root else Path(tempfile.mkdtemp(prefix="neurodata-demo-"))
+    try:
+        _run(dataset, root, source, epochs, per_class, time_bins, batch_size, lr, seed, out, t_start)
+    finally:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+    if temporary:
+        click.echo(f"      (the temporary folder {root} was removed; pass --root DIR to keep the caches)")
+
+
+def _run(dataset, root, source, epochs, per_class, time_bins, batch_size, lr, seed, out, t_start):
+    """The five steps of ``neurodata demo`` in ``root``."""
+    import torch
+
     from ..datasets import FramesDataset, get
     from ..datasets.saccade_digits import write_archive, SPLIT_SEEDS
     from snncore.models import for_dataset, small_conv_net
     from snncore.train import Trainer
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    t_start = time.perf_counter()
-    root = Path(root) if root else Path(tempfile.mkdtemp(prefix="neurodata-demo-"))
     cls = get(dataset)
     per_split = {"train": per_class, "test": max(1, per_class // 4)}
     if dataset == "saccade-digits":
