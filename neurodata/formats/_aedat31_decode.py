@@ -15,7 +15,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ..events import EVENT_DTYPE
-from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
+from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -148,9 +148,8 @@ def _events_kernel(buf, q, a, b, out8, k, stop, ovf, v):
         if d & 1:
             if k < stop:
                 e = 13 * k
-                _store(out8, e, ovf | _i32(buf, q + 8 * i + 4), 8)
-                _store(out8, e + 8, ((d >> 17) & 0x7FFF) | (((d >> 2) & 0x7FFF) << 16), 4)
-                out8[e + 12] = (d >> 1) & 1
+                put_event(out8, e, ovf | _i32(buf, q + 8 * i + 4), ((d >> 17) & 0x7FFF) | (((d >> 2) & 0x7FFF) << 16),
+                          (d >> 1) & 1)
                 k += 1
             v += 1
     return k, v

@@ -26,7 +26,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["_store", "I64", "ZERO", "events8_codegen", "load_bytes", "shuffle_lanes", "splat", "vector_arg"]
+__all__ = ["_store", "put_event", "I64", "ZERO", "events8_codegen", "load_bytes", "shuffle_lanes", "splat", "vector_arg"]
 
 _LE = sys.byteorder == "little"
 I8, I32, I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -59,6 +59,15 @@ else:
             builder.store(word, ptr).align = 1
             return context.get_dummy_value()
         return types.void(buf, offset, value, nbytes), codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def put_event(out8, offset, t, xy, p):
+    """Write one packed ``EVENT_DTYPE`` event at byte ``offset`` of the uint8 array ``out8``:
+    ``t`` (8 bytes), ``xy = x | y << 16`` (4 bytes), ``p`` (1 byte); nothing past its 13 bytes."""
+    _store(out8, offset, t, 8)
+    _store(out8, offset + 8, xy, 4)
+    out8[offset + 12] = p
 
 
 # ------------------------------------------------------------------ LLVM IR helpers for vector decoders

@@ -28,7 +28,7 @@ from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit,
 from ._aedat2_imu import read_imu
 from ._base import FileInfo, atomic_write
 from ._records import Workers, iter_windows, record_layout, shrink, unwrap_check
-from ._unaligned import _store
+from ._unaligned import _store, put_event
 
 NAME = "aedat2"
 SUFFIXES = (".aedat",)
@@ -147,9 +147,7 @@ def _decode_kernel(w32, w64, layout, prev_t, wraps, out8, check, a_shift, block)
             x, y, p = _fields(a, layout)
             mx, my = max(mx, x), max(my, y)
             j = o * _U(13)
-            _store(out8, j, _U(t + (wraps << 32)), 8)
-            _store(out8, j + _U(8), x | (y << _U(16)), 4)
-            out8[j + _U(12)] = np.uint8(p)
+            put_event(out8, j, _U(t + (wraps << 32)), x | (y << _U(16)), np.uint8(p))
             o += _U(1)
         s = e
     if o == 0 or not check:

@@ -29,7 +29,7 @@ from ..errors import FormatError
 from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, empty_events
 from ._base import FileInfo, atomic_write, parse_prefixed_header
 from ._records import Workers, iter_windows, record_layout, unwrap_check
-from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
+from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
 _VECTOR = sys.byteorder == "little"  # the vector path reads the file's little-endian bytes directly
 
@@ -134,9 +134,7 @@ def _decode_kernel(src, w32, layout, limits, prev_t, wraps, out8, vector):
         mx = max(mx, x)
         my = max(my, y)
         q = 13 * i
-        _store(out8, q, np.uint64(t + (wraps << 32)), 8)
-        _store(out8, q + 8, np.uint64(x | (y << 16)), 4)
-        out8[q + 12] = np.uint8((w >> ps) & 1)
+        put_event(out8, q, np.uint64(t + (wraps << 32)), np.uint64(x | (y << 16)), np.uint8((w >> ps) & 1))
         i += 1
     return wraps - w0, mx, my
 

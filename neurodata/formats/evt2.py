@@ -28,7 +28,7 @@ from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 from . import _rawheader as raw
 from ._base import atomic_write
 from ._parallel import map_ordered, resolve_threads
-from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
+from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
 NAME = "evt2"
 SUFFIXES = (".raw",)
@@ -138,9 +138,8 @@ def _evt2_fill_kernel(words, words8, prev, loop, out8, trig, want_triggers):
         if typ <= 1:
             if k < room:
                 q = 13 * k
-                _store(out8, q, np.uint64(base + ((w >> 22) & 0x3F)), 8)
-                _store(out8, q + 8, np.uint64(((w >> 11) & 0x7FF) | ((w & 0x7FF) << 16)), 4)
-                out8[q + 12] = np.uint8(typ)
+                put_event(out8, q, np.uint64(base + ((w >> 22) & 0x3F)),
+                          np.uint64(((w >> 11) & 0x7FF) | ((w & 0x7FF) << 16)), np.uint8(typ))
                 k += 1
         elif typ == 8:
             th = np.int64(w & 0x0FFFFFFF)

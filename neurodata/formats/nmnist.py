@@ -23,7 +23,7 @@ from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, em
 from ._base import FileInfo, atomic_write
 from . import _records
 from ._records import Workers, iter_windows, record_layout, shrink
-from ._unaligned import I64, ZERO, _store, events8_codegen, load_bytes, shuffle_lanes, splat, vector_arg
+from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
 NAME = "nmnist"
 SUFFIXES = (".bin",)
@@ -99,10 +99,8 @@ def _records_kernel(src, s, e, out8, o, m):
             break
         b2 = np.uint64(src[q + 2])
         j = 13 * o
-        _store(out8, j, (((b2 & 0x7F) << 16) | (np.uint64(src[q + 3]) << 8) | np.uint64(src[q + 4]))
-               + (np.uint64(m) << 13), 8)
-        _store(out8, j + 8, np.uint64(src[q]) | (np.uint64(src[q + 1]) << 16), 4)
-        out8[j + 12] = b2 >> 7
+        put_event(out8, j, (((b2 & 0x7F) << 16) | (np.uint64(src[q + 3]) << 8) | np.uint64(src[q + 4]))
+                  + (np.uint64(m) << 13), np.uint64(src[q]) | (np.uint64(src[q + 1]) << 16), b2 >> 7)
         o += 1
     return o, m
 
