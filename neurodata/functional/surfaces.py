@@ -11,8 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..events import as_events, check_sensor_size
-from .frames import (OK, UNSORTED, _check_oob_policy, _event_words, _lower_bound_kernel,
-                     _resolve_threads, raise_violation, validate_events)
+from .frames import (OK, OUT_OF_BOUNDS, UNSORTED, _check_oob_policy, _event_words, _first_violation_kernel,
+                     _lower_bound_kernel, _resolve_threads, raise_violation, validate_events)
 
 __all__ = ["to_time_surface", "to_averaged_time_surface"]
 
@@ -91,24 +91,6 @@ def _surface_part(words, k, k_stop, i0, i1, ends, frac, r, table, inv_tau, W, H,
             cur[pix] = v * r
     if ku != n:
         return 3, np.int64(ku)
-    return 0, -1
-
-
-@njit(cache=True)
-def _tail_check(words, k, W, H, P):
-    """Check events ``k..`` (after the last window: unused, but still validated)."""
-    pmax = np.uint64(P if P > 1 else 256)
-    ku = np.uint64(k)
-    prev = np.int64(words[ku - np.uint64(1), 0]) if ku > 0 else np.int64(0)
-    for i in range(ku, np.uint64(words.shape[0])):
-        w = words[i, 1]
-        if (w >> np.uint64(24)) & np.uint64(0xFFFF) >= np.uint64(W) or \
-                (w >> np.uint64(40)) & np.uint64(0xFFFF) >= np.uint64(H) or w >> np.uint64(56) >= pmax:
-            return 1, np.int64(i)
-        ti = np.int64(words[i, 0])
-        if i > 0 and ti < prev:
-            return 2, np.int64(i)
-        prev = ti
     return 0, -1
 
 
@@ -207,8 +189,13 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
     threads = _resolve_threads(num_threads, N + n * P * H * W // 4)
     wins = _balanced_parts(bounds, n, P * H * W, threads)
     status, index = _run_parts(words, bounds, wins, ends, frac, r, table, 1.0 / float(tau), sizes, out)
-    if status == OK:
-        status, index = _tail_check(words, bounds[n - 1], W, H, P)
+    if status == OK:  # events after the last window: unused, but still checked (from the one before)
+        a = max(int(bounds[n - 1]) - 1, 0)
+        bad, unsorted = _first_violation_kernel(t[a:], ev["x"][a:], ev["y"][a:], ev["p"][a:], W, H, P, True)
+        if bad >= 0:
+            status, index = OUT_OF_BOUNDS, a + bad
+        elif unsorted >= 0:
+            status, index = UNSORTED, a + unsorted
     if status == 3:  # parts out of step: only unsorted input does that
         status, index = UNSORTED, N - 1
     if status != OK:
