@@ -31,12 +31,14 @@ from ._timeindex import check_time_index, chunk_times, sample_span, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
-__all__ = ["SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache", "get_or_build",
+__all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache", "get_or_build",
            "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
            "FramesStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of events caches
+FRAMES_SCHEMA_VERSION = 2  # 2: frames stored in the narrowest exact dtype, served as the ``dtype`` attribute
 FORMATS = {"events": "neurodata-events", "frames": "neurodata-frames"}
+_SCHEMAS = {"events": SCHEMA_VERSION, "frames": FRAMES_SCHEMA_VERSION}
 CHUNK_EVENTS = 4096  # chosen with scripts/bench_datasets.py (see docs/cache.md)
 GZIP_LEVEL = 1
 FILTERS = dict(compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
@@ -109,8 +111,8 @@ def _check_open_file(f, kind: str, key) -> str | None:
     a = f.attrs
     if _attr_str(a.get("format", "")) != FORMATS[kind]:
         return f"not a neurodata {kind} cache (format attribute {a.get('format')!r})"
-    if int(a.get("schema_version", -1)) != SCHEMA_VERSION:
-        return f"schema version {a.get('schema_version')}, this neurodata reads {SCHEMA_VERSION}"
+    if int(a.get("schema_version", -1)) != _SCHEMAS[kind]:
+        return f"schema version {a.get('schema_version')}, this neurodata reads {_SCHEMAS[kind]}"
     if int(a.get("complete", 0)) != 1:
         return "incomplete (its 'complete' attribute is missing)"
     if key is not None and _attr_str(a.get("key", "")) != key:
@@ -121,6 +123,8 @@ def _check_open_file(f, kind: str, key) -> str | None:
         return "dataset shapes disagree with num_samples/num_rows"
     if kind == "events" and (any(c.ndim != 1 for c in columns) or int(a.get("xyp_bits", 0)) not in (8, 16)):
         return "events columns are not 1-D or xyp_bits is not 8 or 16"
+    if kind == "frames" and _served_dtype(a, f["frames"].dtype) is None:
+        return f"frames stored as {f['frames'].dtype} cannot be served as dtype attribute {a.get('dtype')!r}"
     if int(f["offsets"][-1]) != rows:
         return "offsets do not end at num_rows"
     if kind == "events":
@@ -211,7 +215,7 @@ class _Writer:
         self.appenders: dict[str, ChunkAppender] = {}
         a = self.f.attrs
         a["format"] = FORMATS[self.kind]
-        a["schema_version"] = SCHEMA_VERSION
+        a["schema_version"] = _SCHEMAS[self.kind]
         from . import __version__
 
         a["library_version"] = __version__
@@ -226,6 +230,16 @@ class _Writer:
                                    chunks=(int(chunk_rows), *shape), **FILTERS)
         self.appenders[name] = ChunkAppender(ds, self.pool, GZIP_LEVEL)
         return ds
+
+    def _recreate(self, name: str, shape, dtype, chunk_rows: int) -> None:
+        """Replace the compressed dataset ``name`` by one of ``dtype`` holding the rows written so
+        far (a rare widening: every row is read back and compressed again)."""
+        app = self.appenders[name]
+        app.finish()
+        data = app.ds[:]
+        del self.f[name]
+        self._dataset(name, shape, dtype, chunk_rows)
+        self.appenders[name].append(data)
 
     def _staged(self, name: str, dtype, narrow=None) -> None:
         """An uncompressed contiguous 1-D dataset written at ``close`` (``StagedAppender``)."""
@@ -375,7 +389,7 @@ class EventsWriter(_Writer):
         dt[starts] = ev["t"][starts]  # each sample's first delta is from t = 0
         narrow = self.compression and self.appenders["events/dt"].ds.dtype == np.int32  # None: staged as int64
         if narrow and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
-            self._widen_dt()
+            self._recreate("events/dt", (), np.int64, self.chunk_events)  # a delta beyond ±2**31 µs
         self.appenders["events/dt"].append(dt)
         self.appenders["events/xyp"].append(pack_xyp(ev, self.xyp_bits))
         self._chunk_t.append(chunk_times(ev["t"], self._flushed, self.chunk_events))
@@ -413,14 +427,6 @@ class EventsWriter(_Writer):
             self.f.create_dataset("annotations/values", data=values)
             self.f.create_dataset("annotations/offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
-    def _widen_dt(self) -> None:
-        """Switch ``events/dt`` to int64 (a delta beyond ±2**31 µs), keeping what was written."""
-        app = self.appenders["events/dt"]
-        app.finish()
-        data = app.ds[:]
-        del self.f["events/dt"]
-        self._dataset("events/dt", (), np.int64, self.chunk_events)
-        self.appenders["events/dt"].append(data)
 
     def close(self) -> None:
         self._flush()
@@ -650,10 +656,42 @@ class EventsStore(_Store):
         return cls(path, key)
 
 
+def _served_dtype(attrs, stored):
+    """The dtype a frames file serves (attribute ``dtype``), or None when ``stored`` cannot hold it
+    exactly (only itself or a narrower unsigned integer from ``_NARROW`` can)."""
+    try:
+        served = np.dtype(_attr_str(attrs["dtype"]))
+    except (KeyError, TypeError):
+        return None
+    ok = stored == served or (stored in _NARROW and stored.itemsize < served.itemsize and served.kind in "uif")
+    return served if ok else None
+
+
+_NARROW = (np.dtype(np.uint8), np.dtype("<u2"))
+
+
+def _fits(frames: np.ndarray, dtype: np.dtype) -> bool:
+    """True when every value of ``frames`` survives ``astype(dtype)`` and back unchanged, bit for
+    bit (``dtype`` an unsigned integer type: no negatives, no -0.0, no fractions, NaN or inf)."""
+    if frames.size == 0 or frames.dtype == dtype:
+        return True
+    if frames.min() < 0 or frames.max() > np.iinfo(dtype).max:
+        return False
+    if frames.dtype.kind == "f":
+        return not np.signbit(frames).any() and np.array_equal(frames, np.trunc(frames))
+    return True
+
+
 class FramesWriter(_Writer):
     """Write a frames cache: ``append(frames (T, P, H, W), label, ...)`` with one shape (P, H, W)
     and dtype for the whole file; T may vary per sample. Options as ``EventsWriter`` plus ``params``
-    and ``semantics_version`` (stored as attributes) and ``chunk_bytes`` (target raw chunk size)."""
+    and ``semantics_version`` (stored as attributes) and ``chunk_bytes`` (target raw chunk size).
+
+    Frames are stored as the narrowest of uint8, uint16 and ``dtype`` that holds every value
+    written exactly (counts usually fit uint8: a quarter of float32's bytes to deflate and inflate)
+    and served as ``dtype`` (root attribute ``dtype``); the first sample that does not fit widens
+    the stored dataset, rewriting what was written before.
+    """
 
     kind = "frames"
 
@@ -666,10 +704,13 @@ class FramesWriter(_Writer):
             raise ValueError(f"frame_shape must be (P, H, W) of positive ints, got {frame_shape!r}")
         self.dtype = np.dtype(dtype)
         per_frame = self.dtype.itemsize * int(np.prod(self.frame_shape))
-        rows = int(min(64, max(1, chunk_bytes // per_frame)))
-        self._dataset("frames", self.frame_shape, self.dtype, rows)
+        self._chunk_rows = int(min(64, max(1, chunk_bytes // per_frame)))
+        self._stored = [d for d in _NARROW if d.itemsize < self.dtype.itemsize and self.dtype.kind in "uif"]
+        self._stored.append(self.dtype)
+        self._dataset("frames", self.frame_shape, self._stored[0], self._chunk_rows)
         a = self.f.attrs
         a["frame_shape"] = np.array(self.frame_shape, np.int64)
+        a["dtype"] = self.dtype.str
         a["params"] = json.dumps(dict(params), sort_keys=True, default=_jsonable)
         a["semantics_version"] = str(semantics_version)
 
@@ -680,10 +721,15 @@ class FramesWriter(_Writer):
                              f"got {frames.shape}")
         if not np.can_cast(frames.dtype, self.dtype, casting="same_kind"):
             raise TypeError(f"sample {len(self.labels)}: frames dtype {frames.dtype} does not fit {self.dtype}")
+        frames = frames.astype(self.dtype, copy=False)
         self._add_meta(label, source, t_offset, meta)
+        while not _fits(frames, self._stored[0]):
+            self._stored.pop(0)
+            self._recreate("frames", self.frame_shape, self._stored[0], self._chunk_rows)
         self.appenders["frames"].append(frames)
         self.rows += frames.shape[0]
         self.offsets.append(self.rows)
+
 
 
 def write_frames_cache(path, samples, **options) -> int:
@@ -695,9 +741,10 @@ def write_frames_cache(path, samples, **options) -> int:
 
 
 class FramesStore(_Store):
-    """Read a frames cache: ``store[i] -> (frames ndarray (T_i, P, H, W), label int)``.
+    """Read a frames cache: ``store[i] -> (frames ndarray (T_i, P, H, W), label int)``, frames in
+    the file's served dtype (``dtype``, the writer's; stored narrower when exact).
 
-    Also ``frame_shape``, ``params`` (dict), ``semantics_version`` and the attributes of
+    Also ``dtype``, ``frame_shape``, ``params`` (dict), ``semantics_version`` and the attributes of
     ``EventsStore``. ``key`` should be ``frames_key(params, semantics_version, source_key)``.
     """
 
@@ -705,6 +752,7 @@ class FramesStore(_Store):
 
     def __init__(self, path, key: str | None = None):
         super().__init__(path, key)
+        self.dtype = np.dtype(_attr_str(self.attrs["dtype"]))
         self.frame_shape = tuple(int(v) for v in self.attrs["frame_shape"])
         self.params = json.loads(_attr_str(self.attrs["params"]))
         self.semantics_version = _attr_str(self.attrs["semantics_version"])
@@ -717,7 +765,7 @@ class FramesStore(_Store):
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         self._file()
         try:
-            return self._ds[a:b], int(self.labels[i])
+            return self._ds[a:b].astype(self.dtype, copy=False), int(self.labels[i])
         except OSError as e:
             raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
                              "delete it (`neurodata cache rm`) to rebuild") from None

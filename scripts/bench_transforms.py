@@ -87,7 +87,20 @@ def case_time_surface(args):
             rows += [timed_row(label, OURS, lambda: to_time_surface(ev, SENSOR, dt, 5_000, num_threads=threads),
                                n, reps),
                      dict(tonic_row, case=label)]
+        rows += _surface_floor(f"{case} 1 thread", ev, to_time_surface(ev, SENSOR, dt, 5_000).shape, reps)
     return rows
+
+
+def _surface_floor(case, ev, shape, reps):
+    """Two parts any time surface of ``ev`` with output ``shape`` (float32) must pay: a fresh output
+    written once (the kernel zeroes each new page on first touch), and one store at a data-dependent
+    pixel per event (measured as our event count image: one increment per event, no windows)."""
+    from neurodata.functional.images import to_event_count_image
+
+    return [timed_row(case, "floor: new output written once", lambda: np.empty(shape, np.float32).fill(0),
+                      len(ev), reps, note=f"np.empty({shape}, float32).fill(0)"),
+            timed_row(case, "floor: one scattered store per event", lambda: to_event_count_image(ev, SENSOR),
+                      len(ev), reps, note="to_event_count_image of the same events")]
 
 
 def case_hats(args):

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurodata.cache import (SCHEMA_VERSION, EventsStore, EventsWriter, FramesStore, cache_root, check_cache,
+from neurodata.cache import (FRAMES_SCHEMA_VERSION, SCHEMA_VERSION, EventsStore, EventsWriter, FramesStore, cache_root, check_cache,
                              content_key, frames_key, get_or_build, write_events_cache, write_frames_cache)
 from neurodata.errors import CacheError
 from neurodata.events import EVENT_DTYPE
@@ -423,6 +423,81 @@ def test_frames_round_trip_and_staleness(tmp_path):
     with pytest.raises(ValueError, match="frames must have shape"):
         write_frames_cache(tmp_path / "x.h5", [(np.zeros((2, 1, 34, 34)), 0, {})], key="k", frame_shape=(2, 34, 34),
                            dtype=np.float32, params={}, semantics_version="1")
+
+
+def _frames_file(path, samples, dtype):
+    write_frames_cache(path, samples, key="k", frame_shape=samples[0][0].shape[1:], dtype=dtype,
+                       params={}, semantics_version="1")
+    return FramesStore(path, key="k")
+
+
+def _stored(path):
+    with h5py.File(path) as f:
+        return f["frames"].dtype, f.attrs["schema_version"], f.attrs["dtype"]
+
+
+def _assert_bits_equal(got, ref, dtype):
+    assert got.dtype == dtype and got.shape == ref.shape
+    assert got.tobytes() == np.ascontiguousarray(ref, dtype).tobytes()  # bit for bit (-0.0, NaN)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.uint16, np.uint8])
+def test_frames_stored_narrow_served_exact(tmp_path, dtype):
+    """Counts are stored as uint8, then uint16, then the served dtype, whichever first holds every
+    value written so far; what is read back is always the served dtype, bit for bit."""
+    rng = np.random.default_rng(3)
+    small = [rng.integers(0, 256, (3, 2, 4, 5)).astype(np.uint8) for _ in range(3)]
+    samples = [(fr, i, {}) for i, fr in enumerate(small)]
+    store = _frames_file(tmp_path / "a.h5", samples, dtype)
+    assert _stored(store.path) == (np.dtype(np.uint8), FRAMES_SCHEMA_VERSION, np.dtype(dtype).str)
+    for i, (fr, _, _) in enumerate(samples):
+        _assert_bits_equal(store[i][0], fr, dtype)
+    if np.dtype(dtype).itemsize < 2:
+        return
+    # a later sample needing 16 bits widens everything written before
+    samples.append((np.full((2, 2, 4, 5), 300, np.uint16), 9, {}))
+    samples.append((np.zeros((0, 2, 4, 5), np.uint8), 1, {}))
+    store = _frames_file(tmp_path / "b.h5", samples, dtype)
+    assert _stored(store.path)[0] == (np.uint16 if np.dtype(dtype).itemsize > 2 else dtype)
+    for i, (fr, label, _) in enumerate(samples):
+        got, got_label = store[i]
+        _assert_bits_equal(got, fr, dtype)
+        assert got_label == label
+
+
+@pytest.mark.parametrize("value", [70_000.0, -1.0, 0.5, -0.0, np.nan, np.inf])
+def test_frames_not_narrowable_stored_as_served(tmp_path, value):
+    fr = np.zeros((2, 1, 3, 3), np.float32)
+    fr[1, 0, 2, 2] = value
+    samples = [(np.ones_like(fr), 0, {}), (fr, 1, {}), (np.full_like(fr, 7), 2, {})]
+    store = _frames_file(tmp_path / "f.h5", samples, np.float32)
+    assert _stored(store.path)[0] == np.float32
+    for i, (ref, _, _) in enumerate(samples):
+        _assert_bits_equal(store[i][0], ref, np.float32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, 1.0, 17.0, 255.0, 256.0, 65535.0, 65536.0, 2.5, -0.0, -3.0]),
+                         min_size=4, max_size=4), min_size=1, max_size=6))
+def test_frames_any_values_round_trip(values):
+    with tempfile.TemporaryDirectory() as d:
+        samples = [(np.array(v, np.float32).reshape(4, 1, 1, 1), i, {}) for i, v in enumerate(values)]
+        store = _frames_file(Path(d) / "h.h5", samples, np.float32)
+        for i, (ref, _, _) in enumerate(samples):
+            _assert_bits_equal(store[i][0], ref, np.float32)
+        store.close()
+
+
+def test_frames_dtype_attribute_checked(tmp_path):
+    store = _frames_file(tmp_path / "d.h5", [(np.ones((1, 1, 2, 2)), 0, {})], np.float32)
+    store.close()
+    with h5py.File(store.path, "a") as f:
+        f.attrs["dtype"] = "<i1"  # uint8 storage cannot serve a narrower type
+    with pytest.raises(CacheError, match="cannot be served as dtype"):
+        FramesStore(store.path)
+    with h5py.File(store.path, "a") as f:
+        f.attrs["schema_version"] = 1  # written before narrow storage: rebuilt, never served as uint8
+    assert "schema version 1" in check_cache(store.path, kind="frames")
 
 
 # --- readers in other processes ------------------------------------------------------------------
