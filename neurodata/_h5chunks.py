@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from isal import isal_zlib
 
-__all__ = ["ChunkAppender", "StagedAppender", "default_threads"]
+__all__ = ["ChunkAppender", "StagedAppender", "default_threads", "read_chunks"]
 
 
 def default_threads() -> int:
@@ -43,6 +43,29 @@ def _encode(block: np.ndarray, level: int) -> bytes:
     if item > 1:
         raw = np.ascontiguousarray(raw.T)
     return isal_zlib.compress(raw.tobytes(), level)
+
+
+def read_chunks(ds, k0: int, k1: int) -> np.ndarray:
+    """Rows of chunks ``k0..k1-1`` of the 1-D shuffle + deflate dataset ``ds``, ``(k1 - k0) * C``
+    of them (``C`` rows per chunk; the last chunk's padding included), inflated by ISA-L outside
+    h5py (which holds its lock only for each ``read_direct_chunk``), so threads inflate in parallel.
+
+    Raises ``OSError`` for a chunk stored with other filters, or one that does not inflate (to a
+    full chunk): a damaged file.
+    """
+    c, item = ds.chunks[0], ds.dtype.itemsize
+    out = np.empty((k1 - k0) * c, ds.dtype)
+    planes = out.view(np.uint8).reshape(k1 - k0, c, item)
+    for j, k in enumerate(range(k0, k1)):
+        mask, raw = ds.id.read_direct_chunk((k * c,))
+        try:
+            data = isal_zlib.decompress(raw) if mask == 0 else b""
+        except isal_zlib.error as e:
+            raise OSError(f"chunk {k} of {ds.name} does not inflate ({e})") from None
+        if len(data) != c * item:
+            raise OSError(f"chunk {k} of {ds.name} is not a full shuffle + deflate chunk (filter mask {mask})")
+        planes[j] = np.frombuffer(data, np.uint8).reshape(item, c).T
+    return out
 
 
 class ChunkAppender:

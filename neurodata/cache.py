@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from ._filelock import FileLock
-from ._h5chunks import ChunkAppender, StagedAppender, default_threads
+from ._h5chunks import ChunkAppender, StagedAppender, default_threads, read_chunks
 from ._timeindex import check_time_index, chunk_times, sample_span, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
@@ -596,6 +596,49 @@ class EventsStore(_Store):
     def __getitem__(self, i):
         i = self._index(i)
         return self._rows(i, int(self.offsets[i]), int(self.offsets[i + 1])), int(self.labels[i])
+
+    def iter_samples(self, block_rows: int = 1 << 21, threads: int | None = None):
+        """Yield ``(events, label)`` for every sample, in order: what ``store[i]`` returns for
+        ``i = 0..N-1``, read faster for a whole pass (e.g. building a frames cache).
+
+        Consecutive samples are read in blocks of at most ``block_rows`` rows (or one larger
+        sample). In the gzip layout, ``threads`` threads (default ``NEURODATA_THREADS`` / usable
+        CPUs) inflate the next block's chunks while the current block's samples are used.
+        Raises ``CacheError`` for a damaged chunk.
+        """
+        offsets, n = self.offsets, len(self)
+        blocks, i = [], 0
+        while i < n:
+            j = int(np.searchsorted(offsets, offsets[i] + max(1, int(block_rows)), "right")) - 1
+            blocks.append((i, min(n, max(i + 1, j))))
+            i = blocks[-1][1]
+        self._file()
+        chunked = self._ds[0].chunks is not None
+        workers = threads or default_threads()
+        with ThreadPoolExecutor(workers) as pool:
+            def submit(i, j):  # -> (first row the columns hold, one list of futures per column)
+                a, b = int(offsets[i]), int(offsets[j])
+                if not chunked or a == b:
+                    return a, [[pool.submit(ds.__getitem__, slice(a, b))] for ds in self._ds]
+                c = self._ds[0].chunks[0]
+                cuts = np.linspace(a // c, -(-b // c), min(workers, -(-b // c) - a // c) + 1).astype(np.int64)
+                return a // c * c, [[pool.submit(read_chunks, ds, int(u), int(v)) for u, v in zip(cuts, cuts[1:])]
+                                    for ds in self._ds]
+            pending = submit(*blocks[0]) if blocks else None
+            for q, (i, j) in enumerate(blocks):
+                base, columns = pending
+                pending = submit(*blocks[q + 1]) if q + 1 < len(blocks) else None
+                try:
+                    dt, xyp = (np.concatenate([f.result() for f in futures]) for futures in columns)
+                except OSError as e:
+                    raise CacheError(f"{self.path}: samples {i}..{j - 1} cannot be read ({e}); the file is "
+                                     "damaged: delete it (`neurodata cache rm`) to rebuild") from None
+                words = xyp.view(self._xyp_word).reshape(-1, 4)
+                for k in range(i, j):
+                    a, b = int(offsets[k]) - base, int(offsets[k + 1]) - base
+                    out = np.empty(b - a, EVENT_DTYPE)
+                    _assemble_kernel(dt[a:b], words[a:b], out)
+                    yield out, int(self.labels[k])
 
     def window_rows(self, i, t_start: int, t_stop: int) -> tuple[int, int]:
         """The rows ``[lo, hi)`` that ``read_window(i, t_start, t_stop)`` decodes (see

@@ -47,9 +47,7 @@ class FramesDataset(torch.utils.data.Dataset):
             semantics_version=FRAMES_SEMANTICS, class_names=events_dataset.classes, **chunking)
 
     def _samples(self):
-        store = self.events.store
-        for i in range(len(store)):
-            events, label = store[i]
+        for events, label in self.events.store.iter_samples():
             yield self.to_frame(events), label, {}
 
     def __len__(self) -> int:

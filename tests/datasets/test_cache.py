@@ -144,6 +144,40 @@ def test_wide_values(tmp_path, compression):
         assert list(xyp & 0xFFFF) == [0, 300, 639] and list((xyp >> 16) & 0xFFFF) == [479, 0, 1]
 
 
+@COMPRESSION
+@pytest.mark.parametrize("block_rows,threads", [(1, 1), (700, 3), (5000, 2), (1 << 21, None)])
+def test_iter_samples_equals_getitem(tmp_path, compression, block_rows, threads):
+    """A whole pass in blocks (chunks inflated in threads for gzip) gives exactly ``store[i]``:
+    empty samples, samples across chunk and block edges, one larger than a block."""
+    rng = np.random.default_rng(11)
+    sizes = [0, 1, 4095, 4097, 0, 9000, 3, 0, 12_345, 2]
+    samples = [(random_events(int(k), SENSOR, duration_us=10**6, seed=int(rng.integers(1 << 30))), i % 10,
+                {"source": str(i), "t_offset": 0}) for i, k in enumerate(sizes)]
+    build_events(tmp_path / "c.h5", samples, compression=compression, chunk_events=1024)
+    store = EventsStore(tmp_path / "c.h5", "k")
+    got = list(store.iter_samples(block_rows=block_rows, threads=threads))
+    assert len(got) == len(samples)
+    for (ev, label), (ref, ref_label, _) in zip(got, samples):
+        assert ev.dtype == EVENT_DTYPE and np.array_equal(ev, ref) and label == ref_label
+
+
+@COMPRESSION
+def test_iter_samples_wide_columns(tmp_path, compression):
+    big = np.zeros(3, EVENT_DTYPE)
+    big["t"] = [5, 2**40, 2**40 + 1]  # int64 deltas, 16-bit coordinates
+    big["x"], big["y"] = [0, 300, 639], [479, 0, 1]
+    samples = [(big, 0, {}), (random_events(5000, (640, 480, 2), seed=3), 1, {})]
+    write_events_cache(tmp_path / "c.h5", samples, key="k", sensor_size=(640, 480, 2), compression=compression)
+    got = list(EventsStore(tmp_path / "c.h5").iter_samples(block_rows=2000))
+    for (ev, label), (ref, ref_label, _) in zip(got, samples, strict=True):
+        assert np.array_equal(ev, ref) and label == ref_label
+
+
+def test_iter_samples_empty_store(tmp_path):
+    build_events(tmp_path / "c.h5", [])
+    assert list(EventsStore(tmp_path / "c.h5").iter_samples()) == []
+
+
 def test_writer_validates(tmp_path):
     with EventsWriter(tmp_path / "a.h5", key="k", sensor_size=SENSOR) as w:
         ev = np.zeros(1, EVENT_DTYPE)
@@ -541,6 +575,8 @@ def test_damaged_event_bytes(tmp_path, compression):
             fh.write(b"\xff" * 64)
         with pytest.raises(CacheError, match="sample 0 cannot be read.*damaged"):
             EventsStore(path, "k")[0]
+        with pytest.raises(CacheError, match="samples 0..* cannot be read.*damaged"):
+            list(EventsStore(path, "k").iter_samples())
     else:
         with open(path, "r+b") as fh:
             fh.truncate(start + 100)
