@@ -31,8 +31,8 @@ from ._timeindex import check_time_index, chunk_times, sample_span, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
-__all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache", "get_or_build",
-           "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
+__all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache",
+           "get_or_build", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
            "FramesStore"]
 
 SCHEMA_VERSION = 1  # of events caches
@@ -427,7 +427,6 @@ class EventsWriter(_Writer):
             self.f.create_dataset("annotations/values", data=values)
             self.f.create_dataset("annotations/offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
-
     def close(self) -> None:
         self._flush()
         self._write_time_index()
@@ -699,6 +698,9 @@ class EventsStore(_Store):
         return cls(path, key)
 
 
+_NARROW = (np.dtype(np.uint8), np.dtype("<u2"))  # frames storage narrower than the served dtype
+
+
 def _served_dtype(attrs, stored):
     """The dtype a frames file serves (attribute ``dtype``), or None when ``stored`` cannot hold it
     exactly (only itself or a narrower unsigned integer from ``_NARROW`` can)."""
@@ -708,9 +710,6 @@ def _served_dtype(attrs, stored):
         return None
     ok = stored == served or (stored in _NARROW and stored.itemsize < served.itemsize and served.kind in "uif")
     return served if ok else None
-
-
-_NARROW = (np.dtype(np.uint8), np.dtype("<u2"))
 
 
 def _fits(frames: np.ndarray, dtype: np.dtype) -> bool:
@@ -772,7 +771,6 @@ class FramesWriter(_Writer):
         self.appenders["frames"].append(frames)
         self.rows += frames.shape[0]
         self.offsets.append(self.rows)
-
 
 
 def write_frames_cache(path, samples, **options) -> int:

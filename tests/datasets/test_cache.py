@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurodata.cache import (FRAMES_SCHEMA_VERSION, SCHEMA_VERSION, EventsStore, EventsWriter, FramesStore, cache_root, check_cache,
-                             content_key, frames_key, get_or_build, write_events_cache, write_frames_cache)
+from neurodata.cache import (FRAMES_SCHEMA_VERSION, SCHEMA_VERSION, EventsStore, EventsWriter, FramesStore, cache_root,
+                             check_cache, content_key, frames_key, get_or_build, write_events_cache, write_frames_cache)
 from neurodata.errors import CacheError
 from neurodata.events import EVENT_DTYPE
 from tests.helpers import event_arrays, random_events
