@@ -68,13 +68,19 @@ def read_chunks(ds, k0: int, k1: int) -> np.ndarray:
     return out
 
 
+def _encode_group(rows: np.ndarray, c: int, level: int) -> list[bytes]:
+    """``_encode`` of each of the full chunks of ``c`` rows in ``rows``."""
+    return [_encode(rows[k:k + c], level) for k in range(0, rows.shape[0], c)]
+
+
 class ChunkAppender:
     """Append rows to ``ds`` (chunked along axis 0 only, created with ``shuffle=True`` and
     ``compression="gzip"``, resizable along axis 0, initially empty), compressing in ``pool``.
 
     Call ``append(rows)`` any number of times, then ``finish()``, which writes the padded last
-    chunk and sets the final extent. Rows are written in order; at most ``max_pending`` chunks
-    wait in memory.
+    chunk and sets the final extent. Rows are copied (the caller may reuse its array) and written
+    in order. Full chunks are compressed in groups of about 256 KiB of raw data (at most 16
+    chunks) per task; at most ``max_pending`` groups wait in memory.
     """
 
     def __init__(self, ds, pool: ThreadPoolExecutor, level: int, max_pending: int = 32):
@@ -82,40 +88,47 @@ class ChunkAppender:
             raise ValueError("ChunkAppender needs a dataset chunked along axis 0 only")
         self.ds, self.pool, self.level, self.max_pending = ds, pool, int(level), max_pending
         self.rows_per_chunk = ds.chunks[0]
+        chunk_bytes = ds.dtype.itemsize * int(np.prod(ds.chunks))
+        self.group = int(min(16, max(1, (1 << 18) // chunk_bytes)))
         self.tail = np.empty((0, *ds.shape[1:]), ds.dtype)
         self.rows = 0          # rows handed to the appender
         self.next_chunk = 0    # index of the next chunk to submit
-        self.pending = []      # (chunk index, future), in order
+        self.pending = []      # (first chunk index, future of its chunks' bytes), in order
 
     def append(self, rows: np.ndarray) -> None:
-        rows = np.asarray(rows).astype(self.ds.dtype, copy=False)
+        rows = np.asarray(rows)
         if rows.shape[1:] != self.ds.shape[1:]:
             raise ValueError(f"rows of shape {rows.shape[1:]} do not fit dataset rows {self.ds.shape[1:]}")
         self.rows += rows.shape[0]
-        buf = np.concatenate([self.tail, rows]) if self.tail.shape[0] else rows
-        c = self.rows_per_chunk
+        buf = np.concatenate([self.tail, rows.astype(self.ds.dtype, copy=False)]) if self.tail.shape[0] \
+            else rows.astype(self.ds.dtype, copy=True)
+        c, g = self.rows_per_chunk, self.group
         full = buf.shape[0] // c
-        for k in range(full):
-            self._submit(np.ascontiguousarray(buf[k * c:(k + 1) * c]))
+        for k in range(0, full, g):
+            self._submit(buf[k * c:min(k + g, full) * c])
         self.tail = buf[full * c:].copy()
         if len(self.pending) > self.max_pending:
             self._drain(len(self.pending) - self.max_pending // 2)
 
     def _submit(self, block: np.ndarray) -> None:
-        self.pending.append((self.next_chunk, self.pool.submit(_encode, block, self.level)))
-        self.next_chunk += 1
+        """Queue full chunks (``block``: a whole number of them, C-contiguous)."""
+        self.pending.append((self.next_chunk, self.pool.submit(_encode_group, block, self.rows_per_chunk,
+                                                               self.level)))
+        self.next_chunk += block.shape[0] // self.rows_per_chunk
 
     def _drain(self, count: int) -> None:
+        """Write the first ``count`` queued groups."""
         c = self.rows_per_chunk
         ready, self.pending = self.pending[:count], self.pending[count:]
         if not ready:
             return
-        needed = min((ready[-1][0] + 1) * c, self.rows)  # the padded last chunk sticks out
-        if self.ds.shape[0] < needed:
+        needed = min((self.pending[0][0] if self.pending else self.next_chunk) * c, self.rows)
+        if self.ds.shape[0] < needed:  # the padded last chunk sticks out
             self.ds.resize((needed, *self.ds.shape[1:]))
         zeros = (0,) * (self.ds.ndim - 1)
         for k, fut in ready:
-            self.ds.id.write_direct_chunk((k * c, *zeros), fut.result())
+            for j, data in enumerate(fut.result()):
+                self.ds.id.write_direct_chunk(((k + j) * c, *zeros), data)
 
     def finish(self) -> None:
         """Write every pending chunk and the zero-padded last one; the extent becomes ``rows``."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chunk_times", "sample_span", "window_rows", "check_time_index"]
+__all__ = ["chunk_times", "window_rows", "check_time_index"]
 
 
 def chunk_times(t: np.ndarray, first_row: int, rows_per_entry: int) -> np.ndarray:
@@ -34,16 +34,6 @@ def chunk_times(t: np.ndarray, first_row: int, rows_per_entry: int) -> np.ndarra
     C = int(rows_per_entry)
     start = -(-int(first_row) // C) * C - int(first_row)
     return np.asarray(t[start::C], dtype=np.int64)
-
-
-def sample_span(t: np.ndarray) -> tuple[int, int, bool]:
-    """``(t_min, t_max, sorted)`` of one sample's timestamps; ``(0, 0, True)`` when empty."""
-    if t.size == 0:
-        return 0, 0, True
-    ordered = bool(t.size < 2 or (t[1:] >= t[:-1]).all())
-    if ordered:
-        return int(t[0]), int(t[-1]), True
-    return int(t.min()), int(t.max()), False
 
 
 def window_rows(a: int, b: int, chunk_t: np.ndarray, rows_per_entry: int, t_start: int, t_stop: int):

@@ -27,7 +27,7 @@ from numba import njit
 
 from ._filelock import FileLock
 from ._h5chunks import ChunkAppender, StagedAppender, default_threads, read_chunks
-from ._timeindex import check_time_index, chunk_times, sample_span, window_rows
+from ._timeindex import check_time_index, chunk_times, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
@@ -367,10 +367,12 @@ class EventsWriter(_Writer):
         every sample's array must have the first sample's dtype (an empty array is fine).
         """
         ev = as_events(events)
-        check_bounds(ev, self.sensor_size, name=f"sample {len(self.labels)}")
+        bad, t_min, t_max, ordered = _scan_sample(ev, *self.sensor_size)
+        if bad >= 0:
+            check_bounds(ev, self.sensor_size, name=f"sample {len(self.labels)}")  # raises, naming event `bad`
         self._add_annotations(annotations)
         self._add_meta(label, source, t_offset, meta)
-        self._spans.append(sample_span(ev["t"]))
+        self._spans.append((t_min, t_max, ordered))
         self._buf.append(ev)
         self._buffered += ev.shape[0]
         self.rows += ev.shape[0]
@@ -381,17 +383,17 @@ class EventsWriter(_Writer):
     def _flush(self) -> None:
         if not self._buf:
             return
-        counts = np.array([b.shape[0] for b in self._buf])
+        counts = np.array([b.shape[0] for b in self._buf], np.int64)
         ev = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
         self._buf, self._buffered = [], 0
-        dt = np.diff(ev["t"], prepend=np.int64(0))
-        starts = (np.cumsum(counts) - counts)[counts > 0]
-        dt[starts] = ev["t"][starts]  # each sample's first delta is from t = 0
+        dt = np.empty(ev.shape[0], np.int64)
+        xyp = np.empty(ev.shape[0], "<u4" if self.xyp_bits == 8 else "<u8")
+        lo, hi = _encode_kernel(ev, counts, self.xyp_bits, dt, xyp)
         narrow = self.compression and self.appenders["events/dt"].ds.dtype == np.int32  # None: staged as int64
-        if narrow and dt.size and (dt.min() < -2**31 or dt.max() >= 2**31):
+        if narrow and (lo < -2**31 or hi >= 2**31):
             self._recreate("events/dt", (), np.int64, self.chunk_events)  # a delta beyond ±2**31 µs
         self.appenders["events/dt"].append(dt)
-        self.appenders["events/xyp"].append(pack_xyp(ev, self.xyp_bits))
+        self.appenders["events/xyp"].append(xyp)
         self._chunk_t.append(chunk_times(ev["t"], self._flushed, self.chunk_events))
         self._flushed += ev.shape[0]
 
@@ -433,14 +435,57 @@ class EventsWriter(_Writer):
         super().close()
 
 
-def pack_xyp(events: np.ndarray, bits: int) -> np.ndarray:
-    """The ``events/xyp`` column: ``x | y << bits | p << 2*bits`` as ``<u4`` (bits = 8) or ``<u8``
-    (bits = 16); its little-endian ``bits``-wide words are ``(x, y, p, 0)``."""
-    wide = np.uint32 if bits == 8 else np.uint64
-    out = events["x"].astype(wide)
-    out |= events["y"].astype(wide) << wide(bits)
-    out |= events["p"].astype(wide) << wide(2 * bits)
-    return out.astype("<u4" if bits == 8 else "<u8", copy=False)
+@njit(cache=True, nogil=True)
+def _scan_sample(ev, W, H, P):
+    """One pass over a sample (EVENT_DTYPE): ``(first index with x >= W, y >= H or, when P > 1,
+    p >= P, else -1; t_min; t_max; t never decreases)``, ``(-1, 0, 0, True)`` when empty. The
+    last three are the sample's ``time_index`` entries."""
+    n = ev.shape[0]
+    if n == 0:
+        return -1, 0, 0, True
+    bad = -1
+    t_min = t_max = prev = ev[0]["t"]
+    ordered = True
+    for i in range(n):
+        e = ev[i]
+        t = e["t"]
+        if bad < 0 and (e["x"] >= W or e["y"] >= H or (P > 1 and e["p"] >= P)):
+            bad = i
+        if t < prev:
+            ordered = False
+        prev = t
+        t_min = min(t_min, t)
+        t_max = max(t_max, t)
+    return bad, t_min, t_max, ordered
+
+
+@njit(cache=True, nogil=True)
+def _encode_kernel(ev, counts, bits, dt, xyp):
+    """The two columns of the samples joined in ``ev`` (EVENT_DTYPE; sample sizes ``counts``):
+    ``dt[i]`` = ``t[i]`` minus the previous ``t`` of its sample (minus 0 for a sample's first row;
+    int64, wrapping like numpy) and ``xyp[i]`` = ``x | y << bits | p << 2*bits``, whose
+    little-endian ``bits``-wide words are ``(x, y, p, 0)``. Returns the smallest and largest delta
+    (0 and 0 when there is none)."""
+    lo = np.int64(0)
+    hi = np.int64(0)
+    i = 0
+    shift_y = np.uint64(bits)
+    shift_p = np.uint64(2 * bits)
+    for c in counts:
+        prev = np.int64(0)
+        for _ in range(c):
+            t = ev[i]["t"]
+            d = t - prev
+            prev = t
+            dt[i] = d
+            if d < lo:
+                lo = d
+            if d > hi:
+                hi = d
+            xyp[i] = (np.uint64(ev[i]["x"]) | (np.uint64(ev[i]["y"]) << shift_y)
+                      | (np.uint64(ev[i]["p"]) << shift_p))
+            i += 1
+    return lo, hi
 
 
 def write_events_cache(path, samples, **options) -> int:

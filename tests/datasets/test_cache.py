@@ -178,6 +178,23 @@ def test_iter_samples_empty_store(tmp_path):
     assert list(EventsStore(tmp_path / "c.h5").iter_samples()) == []
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(event_arrays(max_x=40, max_y=32, max_n=60), event_arrays(max_x=40, max_y=32, max_n=60, sorted_t=False)),
+       st.sampled_from([(34, 30, 2), (40, 25, 1), (41, 33, 2), (41, 33, 1)]), st.data())
+def test_append_scan_matches_reference(ev, sensor, data):
+    """The writer's one-pass scan: the first event outside ``sensor`` (p unchecked when P == 1)
+    and the time index entries (t_min, t_max, sorted) of a slow numpy reference."""
+    from neurodata.cache import _scan_sample
+
+    ev["p"] = data.draw(st.lists(st.integers(0, 2), min_size=len(ev), max_size=len(ev)))
+    W, H, P = sensor
+    out = (ev["x"] >= W) | (ev["y"] >= H) | ((ev["p"] >= P) if P > 1 else False)
+    t = ev["t"]
+    ref = (int(np.argmax(out)) if out.any() else -1,
+           int(t.min()) if t.size else 0, int(t.max()) if t.size else 0, bool(np.all(np.diff(t) >= 0)))
+    assert tuple(_scan_sample(ev, W, H, P)) == ref
+
+
 def test_writer_validates(tmp_path):
     with EventsWriter(tmp_path / "a.h5", key="k", sensor_size=SENSOR) as w:
         ev = np.zeros(1, EVENT_DTYPE)
@@ -497,6 +514,21 @@ def test_frames_stored_narrow_served_exact(tmp_path, dtype):
         got, got_label = store[i]
         _assert_bits_equal(got, fr, dtype)
         assert got_label == label
+
+
+def test_frames_writer_copies_rows(tmp_path):
+    """The caller may refill one buffer between appends (one chunk per sample here, so each
+    append hands whole chunks to the compression threads)."""
+    buf = np.zeros((2, 1, 2, 2), np.uint8)
+
+    def samples():
+        for v in range(1, 40):
+            buf[:] = v
+            yield buf, v % 3, {}
+    write_frames_cache(tmp_path / "f.h5", samples(), key="k", frame_shape=(1, 2, 2), dtype=np.uint8, params={},
+                       semantics_version="1", chunk_bytes=8)
+    store = FramesStore(tmp_path / "f.h5")
+    assert [int(store[i][0].min()) for i in range(len(store))] == list(range(1, 40))
 
 
 @pytest.mark.parametrize("value", [70_000.0, -1.0, 0.5, -0.0, np.nan, np.inf])
