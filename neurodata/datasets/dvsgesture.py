@@ -141,7 +141,7 @@ class DVSGesture(EventDataset):
             raise FileNotFoundError(f"{path}: member {order[pos]} vanished between two reads of the archive")
 
     def _cut(self, events, labels, source):
-        t = events["t"]
+        t = np.ascontiguousarray(events["t"])  # searched once per window: a strided view would be copied each time
         window = _windows(t)
         windows = [(int(r["class"]), int(r["start_us"]), int(r["end_us"])) for r in labels]
         if self.options.get("merge_repeats"):
