@@ -32,7 +32,7 @@ from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
 __all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache",
-           "get_or_build", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
+           "get_or_build", "temporary_path", "publish", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
            "FramesStore"]
 
 SCHEMA_VERSION = 1  # of events caches
@@ -181,19 +181,33 @@ def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: f
             path.unlink(missing_ok=True)
         for stale in path.parent.glob(f".{path.name}.tmp-*"):
             stale.unlink(missing_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = temporary_path(path)
         try:
             build(tmp)
-            reason = check_cache(tmp, key, kind)
-            if reason is not None:
-                raise CacheError(f"the builder of {path} wrote an unusable file: {reason}")
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            publish(tmp, path, key, kind)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
     return path
+
+
+def temporary_path(path) -> Path:
+    """Where a build of ``path`` writes first: ``.<name>.tmp-<pid>-<random>`` in the same folder
+    (``get_or_build`` removes such files left by killed builds)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def publish(tmp, path, key: str, kind: str = "events") -> None:
+    """Check the finished file ``tmp`` like a served one, ``fsync`` it and rename it to ``path``
+    (atomic on one filesystem). The caller holds ``path``'s lock. Raises ``CacheError`` for an
+    unusable file (left in place for the caller to delete)."""
+    reason = check_cache(tmp, key, kind)
+    if reason is not None:
+        raise CacheError(f"the builder of {path} wrote an unusable file: {reason}")
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 class _Writer:

@@ -13,12 +13,16 @@ verified local paths). Everything else lives here:
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..cache import COMPRESSIONS, EventsStore, cache_root, content_key
+from .._filelock import FileLock
+from ..cache import (COMPRESSIONS, EventsStore, EventsWriter, cache_root, check_cache, content_key, get_or_build,
+                     publish, temporary_path)
 from ..download import env_mirrors, fetch_resource
 from ..errors import DownloadError
 from ._recipe import Recipe, Resource
@@ -90,12 +94,8 @@ class EventDataset(torch.utils.data.Dataset):
         self.target_transform = target_transform
         self.root = cache_root(root) / self.recipe.name
         self._mirror, self._source, self._download, self._verify = mirror, source, download, verify
-        self.store = EventsStore.open_or_build(
-            self.cache_path, self.cache_key, self._build_samples,
-            sensor_size=self.recipe.sensor_size, class_names=self.classes,
-            source_checksums={r.filename: r.checksum for r in self._resources() if r.checksum},
-            attrs={"dataset": self.recipe.name, "split": split, "options": self.options},
-            compression=cache_compression)
+        get_or_build(self.cache_path, self.cache_key, self._build)
+        self.store = EventsStore(self.cache_path, self.cache_key)
 
     # -- what subclasses provide -----------------------------------------------------------
     def _check_options(self, **options) -> dict:
@@ -105,6 +105,16 @@ class EventDataset(torch.utils.data.Dataset):
         return {}
 
     def _samples(self, files: dict, split: str):
+        raise NotImplementedError
+
+    def _joint_splits(self) -> tuple:
+        """Other splits whose caches can be written in the same pass over the resources as this
+        one's (default: none); ``_joint_samples`` then yields them together."""
+        return ()
+
+    def _joint_samples(self, files: dict, splits: tuple):
+        """``(split, (events, label, meta))`` for every sample of each of ``splits``, each split's
+        samples in the order ``_samples`` gives them."""
         raise NotImplementedError
 
     # -- cache identity --------------------------------------------------------------------
@@ -169,8 +179,41 @@ class EventDataset(torch.utils.data.Dataset):
                 f"{checksum}). {how} Then pass source=<folder or file> "
                 f"(CLI: neurodata fetch {self.recipe.name} --from PATH).")
 
-    def _build_samples(self):
-        yield from self._samples(self.resource_paths(), self.split)
+    def _writer(self, path) -> EventsWriter:
+        return EventsWriter(path, key=self.cache_key, sensor_size=self.recipe.sensor_size, class_names=self.classes,
+                            source_checksums={r.filename: r.checksum for r in self._resources() if r.checksum},
+                            attrs={"dataset": self.recipe.name, "split": self.split, "options": self.options},
+                            compression=self.cache_compression)
+
+    def _build(self, tmp) -> None:
+        """Write this split's events cache at ``tmp`` (``get_or_build`` publishes it). In the same
+        pass, write the cache of each joint split that is missing and whose lock is free, and
+        publish it under that lock; a joint split another process is building is left to it."""
+        with contextlib.ExitStack() as stack:
+            others = {}
+            for split in self._joint_splits():
+                other = copy.copy(self)
+                other.split = split
+                lock = FileLock(other.cache_path.with_name(other.cache_path.name + ".lock"), timeout=0)
+                try:
+                    lock.acquire()
+                except TimeoutError:
+                    continue
+                stack.callback(lock.release)
+                if check_cache(other.cache_path, other.cache_key) is not None:
+                    other_tmp = temporary_path(other.cache_path)
+                    stack.callback(other_tmp.unlink, missing_ok=True)
+                    others[split] = (other, other_tmp)
+            files = self.resource_paths()
+            with contextlib.ExitStack() as writing:  # closes (completes) every file, or abandons them on an error
+                writers = {self.split: writing.enter_context(self._writer(tmp))}
+                writers.update({s: writing.enter_context(o._writer(t)) for s, (o, t) in others.items()})
+                samples = self._joint_samples(files, tuple(writers)) if others else \
+                    ((self.split, sample) for sample in self._samples(files, self.split))
+                for split, (events, label, meta) in samples:
+                    writers[split].append(events, label, **dict(meta or {}))
+            for other, other_tmp in others.values():
+                publish(other_tmp, other.cache_path, other.cache_key)
 
     # -- Dataset protocol ------------------------------------------------------------------
     def __len__(self) -> int:

@@ -65,6 +65,9 @@ class DVSGesture(EventDataset):
     merge_repeats : bool
         Original release only: when a class occurs several times in one recording, merge its
         windows into one sample (events of all its windows, time origin at the first start).
+
+    With the original release, building ``"train"`` or ``"test"`` also writes the other split's
+    cache from the same two passes over the archive (unless another process is building it).
     """
 
     recipe = RECIPE
@@ -88,57 +91,75 @@ class DVSGesture(EventDataset):
             for res in self._resources():
                 yield from _tonic_samples(files[res.filename])
             return
-        yield from self._original_samples(files[_ORIGINAL.filename], split)
+        for _, sample in self._original_samples(files[_ORIGINAL.filename], (split,)):
+            yield sample
 
-    def _original_samples(self, path, split):
-        """Two forward passes over ``DvsGesture.tar.gz`` (``iter_files``), never a backward seek.
+    def _joint_splits(self) -> tuple:
+        # train and test come from the same archive: one build writes both (two passes, not four)
+        if self.options["release"] != "original" or self.split == "all":
+            return ()
+        return tuple(s for s in self.recipe.splits if s != self.split)
+
+    def _joint_samples(self, files, splits):
+        return self._original_samples(files[_ORIGINAL.filename], splits)
+
+    def _original_samples(self, path, splits):
+        """``(split, sample)`` for each of ``splits`` from two forward passes over
+        ``DvsGesture.tar.gz`` (``iter_files``), never a backward seek.
 
         Pass 1 keeps only the small members (trial lists, label CSVs) and every member's name;
         pass 2 decodes each listed ``.aedat`` as it arrives and cuts it into samples, which are
-        yielded in trial-list order: a recording that arrives before an earlier-listed one waits,
-        as its cut samples, until that one has been yielded.
+        yielded in each split's trial-list order (``"all"``: train's list, then test's): a
+        recording that arrives before an earlier-listed one waits, as its cut samples, until that
+        one has been yielded, and is dropped once every split that lists it has yielded it.
         """
-        lists = [f"trials_to_{s}.txt" for s in (("train", "test") if split == "all" else (split,))]
+        lists = {s: [f"trials_to_{x}.txt" for x in (("train", "test") if s == "all" else (s,))] for s in splits}
+        wanted = {listing for ls in lists.values() for listing in ls}
         names, small, copies = {}, {}, Counter()
 
         def keep_small(name):
             base = posixpath.basename(name)
             names[base] = name                      # as before: the last member of a base name wins
             copies[name] += 1
-            return base in lists or base.endswith("_labels.csv")
+            return base in wanted or base.endswith("_labels.csv")
 
         for name, data in iter_files(path, keep_small):
             small[posixpath.basename(name)] = data
-        trials = []
-        for listing in lists:
-            if listing not in small:
-                raise FileNotFoundError(f"{path} has no {listing}")
-            trials += [ln.strip() for ln in small[listing].decode().splitlines() if ln.strip()]
-        labels = {}
-        for trial in trials:
-            csv = trial.replace(".aedat", "_labels.csv")
-            if trial not in names or csv not in small:
-                raise FileNotFoundError(f"{path} lists {trial} but has no member {trial if trial not in names else csv}")
-            labels[names[trial]] = read_gesture_labels(small[csv])
-        order = [names[t] for t in trials]
-        remaining = Counter(order)
+        labels, orders = {}, {}
+        for split, listings in lists.items():
+            trials = []
+            for listing in listings:
+                if listing not in small:
+                    raise FileNotFoundError(f"{path} has no {listing}")
+                trials += [ln.strip() for ln in small[listing].decode().splitlines() if ln.strip()]
+            for trial in trials:
+                csv = trial.replace(".aedat", "_labels.csv")
+                if trial not in names or csv not in small:
+                    raise FileNotFoundError(f"{path} lists {trial} but has no member "
+                                            f"{trial if trial not in names else csv}")
+                labels[names[trial]] = read_gesture_labels(small[csv])
+            orders[split] = [names[t] for t in trials]
+        uses = Counter(m for order in orders.values() for m in order)
         pending: dict = {}
-        pos = 0
+        pos = dict.fromkeys(orders, 0)
         for name, data in iter_files(path, labels.__contains__):
             copies[name] -= 1
             if copies[name]:
                 continue                            # as before: the last member of a repeated name wins
             pending[name] = list(self._cut(read_bytes(data, "aedat31"), labels[name], name))
             del data
-            while pos < len(order) and order[pos] in pending:
-                member = order[pos]
-                yield from pending[member]
-                remaining[member] -= 1
-                if not remaining[member]:
-                    del pending[member]
-                pos += 1
-        if pos < len(order):
-            raise FileNotFoundError(f"{path}: member {order[pos]} vanished between two reads of the archive")
+            for split, order in orders.items():
+                while pos[split] < len(order) and order[pos[split]] in pending:
+                    member = order[pos[split]]
+                    for sample in pending[member]:
+                        yield split, sample
+                    uses[member] -= 1
+                    if not uses[member]:
+                        del pending[member]
+                    pos[split] += 1
+        for split, order in orders.items():
+            if pos[split] < len(order):
+                raise FileNotFoundError(f"{path}: member {order[pos[split]]} vanished between two reads of the archive")
 
     def _cut(self, events, labels, source):
         t = np.ascontiguousarray(events["t"])  # searched once per window: a strided view would be copied each time

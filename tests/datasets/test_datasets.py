@@ -232,6 +232,69 @@ def test_dvsgesture_streams_the_archive_forward_only(tmp_path, monkeypatch):
     assert label == 2 and np.array_equal(ev["t"], np.sort(both["t"]) - 1_000_000)
 
 
+def _store_rows(ds):
+    return [(ds[i][0].tobytes(), int(ds.targets[i]), ds.metadata(i)) for i in range(len(ds))]
+
+
+def test_dvsgesture_train_and_test_built_in_one_pass(tmp_path, monkeypatch):
+    """Building one split of the original release writes the other split's cache from the same two
+    passes over the archive, equal to a build of that split alone; a split whose lock another
+    process holds is left to it; an error mid-build publishes nothing and leaves no file behind."""
+    import neurodata.datasets.dvsgesture as gesture_module
+    from neurodata._filelock import FileLock
+
+    files, _ = gesture_archive(tmp_path)
+    (tmp_path / "src").mkdir()
+    for name, data in files.items():
+        (tmp_path / "src" / name).write_bytes(data)
+    cls = mini_class(DVSGesture, files, "http://127.0.0.1:9/unused", tmp_path)
+    passes, real_iter = [], gesture_module.iter_files
+    monkeypatch.setattr(gesture_module, "iter_files", lambda *a, **k: passes.append(1) or real_iter(*a, **k))
+
+    alone = {}
+    for split, other in (("train", "test"), ("test", "train")):
+        root = tmp_path / f"alone-{split}"
+        probe = cls.__new__(cls)  # only to name the other split's cache file and lock
+        probe.recipe, probe.root, probe.split = cls.recipe, root / cls.recipe.name, other
+        probe.options, probe.cache_compression = {"release": "original"}, "gzip"
+        probe.root.mkdir(parents=True)
+        with FileLock(probe.cache_path.with_name(probe.cache_path.name + ".lock")):  # "another process"
+            ds = cls(root=root, split=split, source=tmp_path / "src")
+        assert not probe.cache_path.exists()
+        alone[split] = _store_rows(ds)
+
+    passes.clear()
+    root = tmp_path / "joint"
+    train = cls(root=root, split="train", source=tmp_path / "src")
+    assert len(passes) == 2
+    test = cls(root=root, split="test", source=tmp_path / "src")
+    assert len(passes) == 2  # served from the cache written by the train build
+    assert _store_rows(train) == alone["train"] and _store_rows(test) == alone["test"]
+    assert sorted(p.name for p in (root / "dvsgesture").glob("*.h5")) == sorted(
+        [train.cache_path.name, test.cache_path.name])
+
+    calls = []
+
+    def fails_in_pass_2(path, select=None, **kw):
+        calls.append(1)
+        items = real_iter(path, select, **kw)
+        return _fail_second(items) if len(calls) == 2 else items
+    monkeypatch.setattr(gesture_module, "iter_files", fails_in_pass_2)
+    bad_root = tmp_path / "broken"
+    with pytest.raises(OSError, match="disk on fire"):
+        cls(root=bad_root, split="test", source=tmp_path / "src")
+    assert len(calls) == 2
+    assert [p.name for p in (bad_root / "dvsgesture").iterdir() if p.suffix != ".gz"] == []
+
+
+def _fail_second(items):
+    """An ``iter_files`` stand-in that fails at the second member of its pass."""
+    for k, item in enumerate(items):
+        if k == 1:
+            raise OSError("disk on fire")
+        yield item
+
+
 def test_iter_files_is_one_forward_pass_in_archive_order(tmp_path):
     import io
 
