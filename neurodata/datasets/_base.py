@@ -201,6 +201,8 @@ class EventDataset(torch.utils.data.Dataset):
                     continue
                 stack.callback(lock.release)
                 if check_cache(other.cache_path, other.cache_key) is not None:
+                    for stale in other.cache_path.parent.glob(f".{other.cache_path.name}.tmp-*"):
+                        stale.unlink(missing_ok=True)  # left by a killed build, as get_or_build does
                     other_tmp = temporary_path(other.cache_path)
                     stack.callback(other_tmp.unlink, missing_ok=True)
                     others[split] = (other, other_tmp)

@@ -254,9 +254,7 @@ def test_dvsgesture_train_and_test_built_in_one_pass(tmp_path, monkeypatch):
     alone = {}
     for split, other in (("train", "test"), ("test", "train")):
         root = tmp_path / f"alone-{split}"
-        probe = cls.__new__(cls)  # only to name the other split's cache file and lock
-        probe.recipe, probe.root, probe.split = cls.recipe, root / cls.recipe.name, other
-        probe.options, probe.cache_compression = {"release": "original"}, "gzip"
+        probe = _gesture_probe(cls, root, other)
         probe.root.mkdir(parents=True)
         with FileLock(probe.cache_path.with_name(probe.cache_path.name + ".lock")):  # "another process"
             ds = cls(root=root, split=split, source=tmp_path / "src")
@@ -265,7 +263,11 @@ def test_dvsgesture_train_and_test_built_in_one_pass(tmp_path, monkeypatch):
 
     passes.clear()
     root = tmp_path / "joint"
+    stale = root / "dvsgesture" / f".{_gesture_probe(cls, root, 'test').cache_path.name}.tmp-1-dead"  # killed build's
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"partial")
     train = cls(root=root, split="train", source=tmp_path / "src")
+    assert not stale.exists()
     assert len(passes) == 2
     test = cls(root=root, split="test", source=tmp_path / "src")
     assert len(passes) == 2  # served from the cache written by the train build
@@ -285,6 +287,14 @@ def test_dvsgesture_train_and_test_built_in_one_pass(tmp_path, monkeypatch):
         cls(root=bad_root, split="test", source=tmp_path / "src")
     assert len(calls) == 2
     assert [p.name for p in (bad_root / "dvsgesture").iterdir() if p.suffix != ".gz"] == []
+
+
+def _gesture_probe(cls, root, split):
+    """An unbuilt ``cls`` instance for ``split`` under ``root``: only to name its cache file and lock."""
+    probe = cls.__new__(cls)
+    probe.recipe, probe.root, probe.split = cls.recipe, root / cls.recipe.name, split
+    probe.options, probe.cache_compression = {"release": "original"}, "gzip"
+    return probe
 
 
 def _fail_second(items):
