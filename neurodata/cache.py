@@ -32,7 +32,7 @@ from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
 __all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache",
-           "get_or_build", "temporary_path", "publish", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
+           "get_or_build", "temporary_path", "remove_stale_temporaries", "publish", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
            "FramesStore"]
 
 SCHEMA_VERSION = 1  # of events caches
@@ -179,8 +179,7 @@ def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: f
         if reason != "missing":
             warnings.warn(f"cache {path} is {reason}; removing and rebuilding it", UserWarning, stacklevel=2)
             path.unlink(missing_ok=True)
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):
-            stale.unlink(missing_ok=True)
+        remove_stale_temporaries(path)
         tmp = temporary_path(path)
         try:
             build(tmp)
@@ -196,6 +195,13 @@ def temporary_path(path) -> Path:
     (``get_or_build`` removes such files left by killed builds)."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_stale_temporaries(path) -> None:
+    """Delete the temporary files that killed builds of ``path`` left (the caller holds its lock)."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
 
 
 def publish(tmp, path, key: str, kind: str = "events") -> None:

@@ -22,7 +22,7 @@ import torch
 
 from .._filelock import FileLock
 from ..cache import (COMPRESSIONS, EventsStore, EventsWriter, cache_root, check_cache, content_key, get_or_build,
-                     publish, temporary_path)
+                     publish, remove_stale_temporaries, temporary_path)
 from ..download import env_mirrors, fetch_resource
 from ..errors import DownloadError
 from ._recipe import Recipe, Resource
@@ -201,8 +201,7 @@ class EventDataset(torch.utils.data.Dataset):
                     continue
                 stack.callback(lock.release)
                 if check_cache(other.cache_path, other.cache_key) is not None:
-                    for stale in other.cache_path.parent.glob(f".{other.cache_path.name}.tmp-*"):
-                        stale.unlink(missing_ok=True)  # left by a killed build, as get_or_build does
+                    remove_stale_temporaries(other.cache_path)
                     other_tmp = temporary_path(other.cache_path)
                     stack.callback(other_tmp.unlink, missing_ok=True)
                     others[split] = (other, other_tmp)
