@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -52,6 +53,13 @@ def random_events(n, sensor_size=(128, 128, 2), duration_us=10**6, seed=0, sorte
 
 
 TEARDOWN_ABORT = "terminate called without an active exception"
+
+
+def run_without_jit(code: str, *args, timeout=300):
+    """Run ``python -c code *args`` with ``NUMBA_DISABLE_JIT=1`` (every numba kernel as plain
+    Python, the vector intrinsics' numpy stand-ins) and assert it succeeds; return the process."""
+    return run_subprocess([sys.executable, "-c", code, *map(str, args)], cwd=None,
+                          env={"NUMBA_DISABLE_JIT": "1"}, timeout=timeout)
 
 
 def run_subprocess(args, cwd, env=None, attempts=1, timeout=600):

@@ -4,9 +4,6 @@ decoded without per-record checks (two 8-byte stores per event); every other blo
 window edges, for both address layouts, with and without the sensor-bounds check."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -18,6 +15,7 @@ from neurodata.errors import FormatError
 from neurodata.events import EVENT_DTYPE
 from neurodata.formats import _records, aedat2
 from tests.formats.test_aedat2 import DAVIS_HEADER, DVS_HEADER, davis_imu, reference_decode
+from tests.helpers import run_without_jit
 
 BLOCK = aedat2._BLOCK
 DAVIS240_HEADER = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n"
@@ -212,8 +210,5 @@ def test_pure_python_kernel_without_jit(tmp_path):
     code = ("import sys, numpy as np; from neurodata.formats import aedat2; "
             "ev = aedat2.read_aedat2(sys.argv[1], threads=1); "
             "assert np.array_equal(ev, np.load(sys.argv[2])), 'differs'; print('ok')")
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "ref.npy")],
-                       capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    assert run_without_jit(code, path, tmp_path / "ref.npy", timeout=120).stdout.strip() == "ok"
 

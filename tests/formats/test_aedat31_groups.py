@@ -5,10 +5,6 @@ thread and window edges, with eventNumber < eventCapacity, eventValid disagreein
 bits, negative int32 timestamps, threads 1 vs N, and with NUMBA_DISABLE_JIT."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +13,7 @@ from hypothesis import strategies as st
 from neurodata.events import EVENT_DTYPE
 from neurodata.formats import aedat31
 from tests.formats.test_aedat31 import packet, polarity_payload, reference_read, write_raw
+from tests.helpers import run_without_jit
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SIZES = [0, 1, 7, 8, 9, 15, 16, 17, 31, 64, 65, 200]
@@ -145,7 +142,4 @@ def test_without_jit_matches_reference(tmp_path):
     code = ("import sys, numpy as np; from neurodata.formats import aedat31; "
             "ev = aedat31.read(sys.argv[1], threads=1); "
             "assert np.array_equal(ev, np.load(sys.argv[2])), 'differs'; print('ok')")
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "ref.npy")],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    assert run_without_jit(code, path, tmp_path / "ref.npy").stdout.strip() == "ok"

@@ -4,10 +4,7 @@ functions straight into the output, checked against the struct-only reference de
 must agree on every result and every error (file, offset, message)."""
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
-import sys
 
 import lz4.frame
 import numpy as np
@@ -19,7 +16,7 @@ from neurodata.errors import FormatError
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.formats import _aedat4_decode, aedat4
 from tests.formats.test_aedat4 import evts, make_file, reference_read, stream_xml
-from tests.helpers import random_events
+from tests.helpers import random_events, run_without_jit
 
 ENV = "NEURODATA_AEDAT4_DECODER"
 HSET = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -356,9 +353,7 @@ def test_kernels_as_python_with_numba_disabled(tmp_path):
               "def spy(*a):\n    out = real(*a)\n    calls.append(out is not None)\n    return out\n"
               "aedat4.read_direct = spy\nnp.save(sys.argv[2], aedat4.read(sys.argv[1], threads=2))\n"
               "assert calls == [True], calls\n")
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "o.npy")], check=True, env=env,
-                   timeout=300)
+    run_without_jit(script, path, tmp_path / "o.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), ev)
 
 

@@ -13,7 +13,7 @@ from neurodata.errors import FormatError
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.formats import _records, dat, detect_format, iter_events
 from neurodata.formats._base import read_head
-from tests.helpers import column_digests
+from tests.helpers import column_digests, run_without_jit
 
 SAMPLE = "prophesee/ncars_sample_td.dat"
 HEADER = b"% Data file containing Event2D events.\n% Version 2\n"
@@ -303,17 +303,12 @@ def test_vector_group_after_a_record_with_bit_31_set():
 
 def test_vector_path_without_jit(tmp_path):
     """The numpy stand-in of the 8-record decoder (NUMBA_DISABLE_JIT=1) reads the same events."""
-    import os
-    import subprocess
-    import sys
-
     rng = np.random.default_rng(4)
     body = random_body(rng, 100)[:400] + np.stack([np.arange(60) + 7, np.arange(60)], 1).astype("<u4").tobytes()
     path = tmp_path / "v.dat"
     path.write_bytes(HEADER + b"\x00\x08" + body)
     code = "import numpy as np, neurodata, sys; np.save(sys.argv[2], neurodata.read(sys.argv[1]))"
-    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "e.npy")], check=True,
-                   env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    run_without_jit(code, path, tmp_path / "e.npy")
     ref = reference_decode(path.read_bytes(), len(HEADER) + 2)
     assert np.array_equal(np.load(tmp_path / "e.npy"), ref)
     assert np.array_equal(neurodata.read(path), ref)

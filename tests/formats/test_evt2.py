@@ -1,8 +1,5 @@
 """EVT 2.0 RAW: real sample, pure-Python reference decoder vs the fast path, writer round trips,
 bad input, streaming."""
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -14,7 +11,7 @@ import neurodata
 from neurodata.errors import FormatError
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.formats import _rawheader, evt2
-from tests.helpers import column_digests, event_arrays
+from tests.helpers import column_digests, event_arrays, run_without_jit
 
 SAMPLE = "prophesee/gen3_sparklers.evt2.raw"
 LOOP = 1 << 34
@@ -406,7 +403,6 @@ def test_vector_path_without_jit(tmp_path):
     write_words(path, words)
     code = ("import numpy as np, neurodata, sys; ev = neurodata.read(sys.argv[1]); "
             "np.save(sys.argv[2], ev)")
-    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "e.npy")], check=True,
-                   env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    run_without_jit(code, path, tmp_path / "e.npy")
     assert np.array_equal(np.load(tmp_path / "e.npy"), reference_decode(words)[0])
     assert np.array_equal(neurodata.read(path), reference_decode(words)[0])

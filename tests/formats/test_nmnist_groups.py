@@ -6,10 +6,6 @@ at group, range, chunk and window edges, with the output room of a range exactly
 vs N, and with NUMBA_DISABLE_JIT."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +14,7 @@ from hypothesis import strategies as st
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.formats import _records, nmnist
 from tests.formats.test_nmnist import reference_decode
+from tests.helpers import run_without_jit
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MARKER = bytes(nmnist.MARKER_RECORD)
@@ -155,7 +152,4 @@ def test_without_jit_matches_reference(tmp_path):
             "_records.WINDOW_BYTES, _records.Workers.MIN_CHUNK_BYTES = 5 * 11, 40; "
             "assert np.array_equal(nmnist.read_nmnist(sys.argv[1], threads=2), ref), 'mapped ranges'; "
             "print('ok')")
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "ref.npy")],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    assert run_without_jit(code, path, tmp_path / "ref.npy").stdout.strip() == "ok"
