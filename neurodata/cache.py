@@ -23,8 +23,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from isal.isal_zlib import crc32
 from numba import njit
 
+from . import _huffman
 from ._filelock import FileLock
 from ._h5chunks import ChunkAppender, StagedAppender, default_threads, read_chunks
 from ._timeindex import check_time_index, chunk_times, window_rows
@@ -35,15 +37,15 @@ __all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key
            "get_or_build", "temporary_path", "remove_stale_temporaries", "publish", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
            "FramesStore"]
 
-SCHEMA_VERSION = 1  # of events caches
+SCHEMA_VERSION = 2  # of events caches; 2: the "huffman" layout (default), the compression attribute
 FRAMES_SCHEMA_VERSION = 2  # 2: frames stored in the narrowest exact dtype, served as the ``dtype`` attribute
 FORMATS = {"events": "neurodata-events", "frames": "neurodata-frames"}
 _SCHEMAS = {"events": SCHEMA_VERSION, "frames": FRAMES_SCHEMA_VERSION}
 CHUNK_EVENTS = 4096  # chosen with scripts/bench_datasets.py (see docs/cache.md)
 GZIP_LEVEL = 1
 FILTERS = dict(compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
-COMPRESSIONS = ("gzip", None)  # events columns: gzip-1 + shuffle, 4096-event chunks | contiguous, raw
-_FLUSH_EVENTS = 1 << 20
+COMPRESSIONS = ("huffman", "gzip", None)  # events: Huffman-coded segments | gzip-1 columns | raw columns
+_FLUSH_EVENTS = 1 << 20  # events per block: the unit of the writer's threads and of the Huffman tables
 
 
 def cache_root(root=None) -> Path:
@@ -118,7 +120,15 @@ def _check_open_file(f, kind: str, key) -> str | None:
     if key is not None and _attr_str(a.get("key", "")) != key:
         return f"built for key {_attr_str(a.get('key', ''))[:16]}…, expected {key[:16]}… (stale)"
     n, rows = int(a["num_samples"]), int(a["num_rows"])
-    columns = [f["events/dt"], f["events/xyp"]] if kind == "events" else [f["frames"]]
+    layout = _attr_str(a.get("compression", "")) if kind == "events" else "frames"
+    if layout == "huffman":
+        columns = []
+    elif layout in ("gzip", "none"):
+        columns = [f["events/dt"], f["events/xyp"]]
+    elif kind == "events":
+        return f"unknown events layout (compression attribute {a.get('compression')!r})"
+    else:
+        columns = [f["frames"]]
     if f["offsets"].shape != (n + 1,) or f["labels"].shape != (n,) or any(c.shape[0] != rows for c in columns):
         return "dataset shapes disagree with num_samples/num_rows"
     if kind == "events" and (any(c.ndim != 1 for c in columns) or int(a.get("xyp_bits", 0)) not in (8, 16)):
@@ -127,8 +137,44 @@ def _check_open_file(f, kind: str, key) -> str | None:
         return f"frames stored as {f['frames'].dtype} cannot be served as dtype attribute {a.get('dtype')!r}"
     if int(f["offsets"][-1]) != rows:
         return "offsets do not end at num_rows"
+    if layout == "huffman":
+        reason = _check_huffman(f, f["offsets"][:], rows)
+        if reason:
+            return reason
     if kind == "events":
         return check_time_index(f, n, rows) or _check_annotations(f, n)
+    return None
+
+
+def _check_huffman(f, offsets: np.ndarray, rows: int) -> str | None:
+    """Why the ``huffman`` layout's datasets are inconsistent (see docs/cache.md), or None: the
+    decoder then reads only inside ``events/code`` and its tables are valid prefix codes."""
+    try:
+        code, segs, crc = f["events/code"], f["events/segments"][:], f["events/segment_crc32"]
+        lengths, p_bits = f["events/block_lengths"][:], f["events/block_p_bits"][:]
+    except KeyError as e:
+        return f"huffman layout is incomplete ({e})"
+    S, K = segs.shape[0] - 1, lengths.shape[0]
+    if (code.ndim != 1 or segs.ndim != 2 or segs.shape[1] != 5 or S < 0 or crc.shape != (S,)
+            or lengths.shape[1:] != (_huffman.TABLES, _huffman.SYMBOLS) or p_bits.shape != (K,)):
+        return "huffman datasets have the wrong shapes"
+    B = code.shape[0]
+    if segs[S].tolist() != [rows, B, B, B, K] or (S and segs[0, :2].tolist() != [0, 0]):
+        return "events/segments does not span events/code and num_rows"
+    streams = segs[:, 1:4].ravel()
+    blocks = segs[:S, 4]
+    if (np.diff(segs[:, 0]) <= 0).any() or (np.diff(streams) < 0).any() or (np.diff(blocks) < 0).any() \
+            or (S and (blocks[0] < 0 or blocks[-1] >= K)):
+        return "events/segments is not ordered"
+    starts = offsets[:-1][np.diff(offsets) > 0]
+    R = int(f["time_index"].attrs.get("rows_per_entry", 0)) if "time_index" in f else 0
+    if R <= 0 or not np.array_equal(segs[:S, 0], np.union1d(starts, np.arange(0, rows, R))):
+        return "events/segments does not cut the rows at every sample start and every rows_per_entry rows"
+    if (lengths > _huffman.MAX_BITS).any() or (p_bits > 8).any():
+        return "events/block_lengths or events/block_p_bits out of range"
+    kraft = (np.where(lengths > 0, 2.0 ** -lengths.astype(np.float64), 0.0)).sum(axis=2)
+    if (kraft > 1.0).any():
+        return "events/block_lengths is not a prefix code"
     return None
 
 
@@ -231,7 +277,8 @@ class _Writer:
         self.meta: dict[str, list] = {"source": [], "t_offset": []}
         self.rows = 0
         self.offsets = [0]
-        self.pool = ThreadPoolExecutor(threads or default_threads())
+        self.threads = threads or default_threads()
+        self.pool = ThreadPoolExecutor(self.threads)
         self.appenders: dict[str, ChunkAppender] = {}
         a = self.f.attrs
         a["format"] = FORMATS[self.kind]
@@ -336,20 +383,24 @@ class EventsWriter(_Writer):
     source_checksums : dict file name -> ``"md5:<hex>"``/``"sha256:<hex>"``.
     attrs : dict of JSON-able extra attributes (stored as the JSON string attribute ``extra``).
     chunk_events : int
-        HDF5 chunk length of the gzip event columns, and the row granularity of ``time_index``.
-    compression : ``"gzip"`` (default) or None, keyword-only
-        ``"gzip"``: shuffle + gzip level 1 in ``chunk_events`` chunks (smallest file; a random
-        read inflates every chunk the sample touches). None: contiguous, unfiltered columns
-        (larger file, a random read is two plain contiguous reads). Stored as the root attribute
-        ``compression`` (``"gzip"`` / ``"none"``); see ``docs/cache.md`` for measured sizes/speeds.
-        Uncompressed columns are staged in ``<path>.events-dt.stage`` / ``.events-xyp.stage``
-        files next to ``path`` while writing (removed on close or error).
+        Rows per segment (``"huffman"``) or per HDF5 chunk (``"gzip"``), and the row granularity
+        of ``time_index``.
+    compression : ``"huffman"`` (default), ``"gzip"`` or None, keyword-only
+        ``"huffman"``: every ~1 M events (whole samples) get their own Huffman codes, and the coded
+        bytes of each sample are read and decoded alone (smallest file and fast random reads; see
+        ``neurodata._huffman`` and ``docs/cache.md``). ``"gzip"``: shuffle + gzip level 1 in
+        ``chunk_events`` chunks, which any HDF5 reader inflates (a random read inflates every
+        chunk the sample touches). None: contiguous, unfiltered columns (largest file). Stored as
+        the root attribute ``compression`` (``"huffman"`` / ``"gzip"`` / ``"none"``); see
+        ``docs/cache.md`` for measured sizes and speeds. ``"huffman"`` and None stage their data
+        in ``<path>.events-*.stage`` files next to ``path`` while writing (removed on close or
+        error).
     """
 
     kind = "events"
 
     def __init__(self, path, *, key, sensor_size, class_names=(), source_checksums=None, attrs=None,
-                 chunk_events: int = CHUNK_EVENTS, threads=None, compression: str | None = "gzip"):
+                 chunk_events: int = CHUNK_EVENTS, threads=None, compression: str | None = "huffman"):
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
         super().__init__(path, key=key, class_names=class_names, source_checksums=source_checksums, attrs=attrs,
@@ -364,13 +415,19 @@ class EventsWriter(_Writer):
         self.chunk_events = int(chunk_events)
         self.f.create_group("events")
         xyp = "<u4" if self.xyp_bits == 8 else "<u8"
-        if compression is None:  # dt staged as int64, stored as int32 when every delta fits
+        if compression == "huffman":
+            self._staged("events/code", np.uint8)
+            self._coded: list = []    # (first row, future of encode_block), in order
+            self._blocks: list = []   # (first row, first byte, Block) written so far
+            self._code_bytes = 0
+        elif compression is None:  # dt staged as int64, stored as int32 when every delta fits
             self._staged("events/dt", np.int64, narrow=np.int32)
             self._staged("events/xyp", xyp)
         else:
             self._dataset("events/dt", (), np.int32, self.chunk_events)
             self._dataset("events/xyp", (), xyp, self.chunk_events)
-        self._buf: list[np.ndarray] = []
+        self._block = np.empty(_FLUSH_EVENTS, EVENT_DTYPE)  # appended samples, copied
+        self._counts: list[int] = []
         self._buffered = 0
         self._flushed = 0
         self._chunk_t: list[np.ndarray] = []
@@ -393,19 +450,66 @@ class EventsWriter(_Writer):
         self._add_annotations(annotations)
         self._add_meta(label, source, t_offset, meta)
         self._spans.append((t_min, t_max, ordered))
-        self._buf.append(ev)
-        self._buffered += ev.shape[0]
-        self.rows += ev.shape[0]
-        self.offsets.append(self.rows)
-        if self._buffered >= _FLUSH_EVENTS:
+        n = ev.shape[0]
+        if self._buffered + n > self._block.shape[0]:
             self._flush()
+            if n > self._block.shape[0]:
+                self._block = np.empty(n, EVENT_DTYPE)
+        # a copy (the caller may reuse its array), as bytes: numpy copies packed records field by field
+        size = EVENT_DTYPE.itemsize
+        self._block.view(np.uint8)[self._buffered * size:(self._buffered + n) * size] = \
+            np.ascontiguousarray(ev).view(np.uint8)
+        self._buffered += n
+        self._counts.append(n)
+        self.rows += n
+        self.offsets.append(self.rows)
 
     def _flush(self) -> None:
-        if not self._buf:
+        """Hand the buffered samples (one block) to the encoder."""
+        if not self._counts:
             return
-        counts = np.array([b.shape[0] for b in self._buf], np.int64)
-        ev = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
-        self._buf, self._buffered = [], 0
+        counts = np.array(self._counts, np.int64)
+        ev = self._block[:self._buffered]
+        self._block = np.empty(_FLUSH_EVENTS, EVENT_DTYPE)  # ev may still be read by a thread
+        self._counts, self._buffered = [], 0
+        if self.compression == "huffman":
+            self._coded.append((self._flushed, self.pool.submit(_huffman.encode_block, ev, counts, self._flushed,
+                                                                self.chunk_events)))
+            if len(self._coded) > 2 * self.threads:  # bounds the memory of blocks in flight
+                self._take_coded(len(self._coded) - self.threads)
+        else:
+            self._encode_columns(ev, counts)
+        self._chunk_t.append(chunk_times(ev["t"], self._flushed, self.chunk_events))
+        self._flushed += ev.shape[0]
+
+    def _take_coded(self, count: int) -> None:
+        """Write the first ``count`` coded blocks."""
+        ready, self._coded = self._coded[:count], self._coded[count:]
+        for first_row, fut in ready:
+            block = fut.result()
+            self.appenders["events/code"].append(block.data)
+            self._blocks.append((first_row, self._code_bytes, block))
+            self._code_bytes += block.data.shape[0]
+
+    def _write_huffman_index(self) -> None:
+        """``events/segments``, ``segment_crc32``, ``block_lengths`` and ``block_p_bits``."""
+        self._take_coded(len(self._coded))
+        K = len(self._blocks)
+        parts = [np.column_stack([row + b.seg_rows, byte + b.seg_bytes, np.full(b.seg_rows.shape[0], k)])
+                 for k, (row, byte, b) in enumerate(self._blocks)]
+        B = self._code_bytes
+        parts.append(np.array([[self.rows, B, B, B, K]], np.int64))
+        g = self.f["events"]
+        g.create_dataset("segments", data=np.concatenate(parts).astype(np.int64))
+        g.create_dataset("segment_crc32", data=np.concatenate([np.zeros(0, np.uint32)]
+                                                                + [b.crc for _, _, b in self._blocks]))
+        lengths = np.stack([b.lengths for _, _, b in self._blocks]) if K else \
+            np.zeros((0, _huffman.TABLES, _huffman.SYMBOLS), np.uint8)
+        g.create_dataset("block_lengths", data=lengths, **({"compression": "gzip"} if K else {}))
+        g.create_dataset("block_p_bits", data=np.array([b.p_bits for _, _, b in self._blocks], np.uint8))
+
+    def _encode_columns(self, ev: np.ndarray, counts: np.ndarray) -> None:
+        """The ``gzip`` / None layouts: append the dt and xyp columns of a block."""
         dt = np.empty(ev.shape[0], np.int64)
         xyp = np.empty(ev.shape[0], "<u4" if self.xyp_bits == 8 else "<u8")
         lo, hi = _encode_kernel(ev, counts, self.xyp_bits, dt, xyp)
@@ -414,8 +518,6 @@ class EventsWriter(_Writer):
             self._recreate("events/dt", (), np.int64, self.chunk_events)  # a delta beyond ±2**31 µs
         self.appenders["events/dt"].append(dt)
         self.appenders["events/xyp"].append(xyp)
-        self._chunk_t.append(chunk_times(ev["t"], self._flushed, self.chunk_events))
-        self._flushed += ev.shape[0]
 
     def _add_annotations(self, annotations) -> None:
         i = len(self.labels)
@@ -451,6 +553,8 @@ class EventsWriter(_Writer):
 
     def close(self) -> None:
         self._flush()
+        if self.compression == "huffman":
+            self._write_huffman_index()
         self._write_time_index()
         super().close()
 
@@ -598,6 +702,70 @@ def _assemble_kernel(dt, words, out):
         out[i]["p"] = words[i, 2]
 
 
+_DT_TABLE = _huffman.dt_extra()
+
+
+class _HuffmanReader:
+    """One process's reader of a ``huffman`` events cache: the segment index, decoding tables and
+    a plain file descriptor; ``events/code`` is contiguous and unfiltered, so its bytes are read
+    with ``os.preadv`` at the dataset's file offset, without HDF5 (checked against h5py once)."""
+
+    def __init__(self, f, path, offsets: np.ndarray, sensor_size):
+        code = f["events/code"]
+        self.segs = f["events/segments"][:]
+        self.rows = np.ascontiguousarray(self.segs[:, 0])
+        self.crc = f["events/segment_crc32"][:]
+        self.p_bits = f["events/block_p_bits"][:]
+        lengths = f["events/block_lengths"][:]
+        self.tables = np.zeros((lengths.shape[0], _huffman.TABLES, _huffman.SYMBOLS), np.uint16)
+        for k in range(lengths.shape[0]):
+            self.tables[k] = _huffman.decoder(lengths[k])
+        self.reset = np.isin(self.rows[:-1], offsets).astype(np.uint8)
+        self.sample_segments = self.rows.searchsorted(offsets)  # segments of sample i: [i], [i + 1]
+        self.sizes = sensor_size
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.base = code.id.get_offset() if code.shape[0] else 0
+        head = min(64, code.shape[0])
+        if head and os.pread(self.fd, head, self.base) != code[:head].tobytes():
+            self.close()
+            raise CacheError(f"{path}: events/code is not stored where HDF5 reports it")
+
+    def read(self, a: int, b: int, t_first=None, what: str = "") -> np.ndarray:
+        """Rows ``[a, b)`` (segment boundaries) as EVENT_DTYPE; ``t_first``: see ``EventsStore._rows``."""
+        s0, s1 = int(self.rows.searchsorted(a)), int(self.rows.searchsorted(b))
+        if self.rows[s0] != a or self.rows[s1] != b:
+            raise CacheError(f"{self.path}: rows {a}..{b} do not start and end segments")
+        return self.read_segments(s0, s1, b - a, t_first, what)
+
+    def read_segments(self, s0: int, s1: int, rows: int, t_first=None, what: str = "") -> np.ndarray:
+        """The ``rows`` events of segments ``s0..s1-1``."""
+        b0, b1 = int(self.segs[s0, 1]), int(self.segs[s1, 1])
+        words = np.zeros(((b1 - b0) >> 3) + 5, np.uint64)  # zero tail: the decoder reads ahead
+        raw = words.view(np.uint8)[:b1 - b0]
+        if b1 > b0 and os.preadv(self.fd, [raw], self.base + b0) != b1 - b0:
+            raise CacheError(f"{self.path}: {what} cannot be read (the file is truncated); delete it "
+                             "(`neurodata cache rm`) to rebuild")
+        ends = self.segs[s0:s1 + 1, 1] - b0
+        for s in range(s0, s1):
+            if crc32(raw[ends[s - s0]:ends[s - s0 + 1]]) != self.crc[s]:
+                raise CacheError(f"{self.path}: {what} is damaged (CRC-32 of segment {s}); delete the file "
+                                 "(`neurodata cache rm`) to rebuild")
+        out = np.empty(rows, EVENT_DTYPE)
+        status, s = _huffman.decode(words, b0 * 8, self.segs, self.reset, s0, s1, self.tables, self.p_bits,
+                                    _DT_TABLE, 0 if t_first is None else int(t_first), t_first is not None,
+                                    *self.sizes, out)
+        if status != _huffman.OK:
+            raise CacheError(f"{self.path}: {what} does not decode (segment {s}, status {status}); the file "
+                             "is damaged: delete it (`neurodata cache rm`) to rebuild")
+        return out
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class EventsStore(_Store):
     """Read an events cache: ``store[i] -> (events ndarray[EVENT_DTYPE] (n_i,), label int)``.
 
@@ -614,6 +782,8 @@ class EventsStore(_Store):
         self.sensor_size = tuple(int(v) for v in self.attrs["sensor_size"])
         self.t_min = self.t_max = self.t_sorted = None
         self._chunk_t = None
+        self.layout = _attr_str(self.attrs["compression"])  # "huffman", "gzip" or "none"
+        self._hf = self._hf_pid = None
         with _open(self.path) as f:
             if "time_index" in f:
                 g = f["time_index"]
@@ -626,6 +796,7 @@ class EventsStore(_Store):
     def __getstate__(self):
         state = super().__getstate__()
         state["_chunk_t"] = None  # reloaded on first use: keeps pickles (DataLoader workers) small
+        state["_hf"] = state["_hf_pid"] = None  # per process, like the h5py handle
         return state
 
     @property
@@ -634,27 +805,45 @@ class EventsStore(_Store):
         return self.t_min is not None
 
     def _bind(self, f) -> None:
+        if self.layout == "huffman":
+            if self._hf is not None:
+                self._hf.close() if self._hf_pid == os.getpid() else None
+            self._hf = _HuffmanReader(f, self.path, self.offsets, self.sensor_size)
+            self._hf_pid = os.getpid()
+            return
         self._ds = (f["events/dt"], f["events/xyp"])
         self._xyp_word = np.dtype("u1" if int(self.attrs["xyp_bits"]) == 8 else "<u2")
+
+    def close(self) -> None:
+        if self._hf is not None and self._hf_pid == os.getpid():
+            self._hf.close()
+        self._hf = None
+        super().close()
 
     def _rows(self, i, a: int, b: int, t_first=None) -> np.ndarray:
         """Decode rows ``[a, b)`` of sample ``i``; ``t_first`` is the absolute t of row ``a``
         (None: row ``a`` starts the sample, its delta counts from 0)."""
+        if b == a:
+            return np.empty(0, EVENT_DTYPE)
+        if self._pid != os.getpid():  # the hot path only reuses this process's bound datasets
+            self._file()
+        if self.layout == "huffman":
+            if t_first is None and a == self.offsets[i] and b == self.offsets[i + 1]:  # a whole sample
+                ss = self._hf.sample_segments
+                return self._hf.read_segments(int(ss[i]), int(ss[i + 1]), b - a, None, f"sample {i}")
+            return self._hf.read(a, b, t_first, f"sample {i}")
+        dt, xyp = self._ds
+        try:
+            words = xyp[a:b].view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
+            deltas = dt[a:b]
+        except OSError as e:
+            raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
+                             "delete it (`neurodata cache rm`) to rebuild") from None
+        if t_first is not None:
+            deltas = deltas.astype(np.int64)
+            deltas[0] = t_first
         out = np.empty(b - a, EVENT_DTYPE)
-        if b > a:
-            if self._pid != os.getpid():  # the hot path only reuses this process's bound datasets
-                self._file()
-            dt, xyp = self._ds
-            try:
-                words = xyp[a:b].view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
-                deltas = dt[a:b]
-            except OSError as e:
-                raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
-                                 "delete it (`neurodata cache rm`) to rebuild") from None
-            if t_first is not None:
-                deltas = deltas.astype(np.int64)
-                deltas[0] = t_first
-            _assemble_kernel(deltas, words, out)
+        _assemble_kernel(deltas, words, out)
         return out
 
     def __getitem__(self, i):
@@ -666,19 +855,25 @@ class EventsStore(_Store):
         ``i = 0..N-1``, read faster for a whole pass (e.g. building a frames cache).
 
         Consecutive samples are read in blocks of at most ``block_rows`` rows (or one larger
-        sample). In the gzip layout, ``threads`` threads (default ``NEURODATA_THREADS`` / usable
-        CPUs) inflate the next block's chunks while the current block's samples are used.
-        Raises ``CacheError`` for a damaged chunk.
+        sample). ``threads`` threads (default ``NEURODATA_THREADS`` / usable CPUs) read and decode
+        the next blocks (``huffman``: whole blocks, one per thread; ``gzip``: the chunks of one
+        block) while the current block's samples are used. In the ``huffman`` layout the samples
+        of a block are views of one array. Raises ``CacheError`` for a damaged block.
         """
         offsets, n = self.offsets, len(self)
+        workers = threads or default_threads()
+        huffman = self.layout == "huffman"
+        step = max(1, int(block_rows) // (workers if huffman else 1))
         blocks, i = [], 0
         while i < n:
-            j = int(np.searchsorted(offsets, offsets[i] + max(1, int(block_rows)), "right")) - 1
+            j = int(np.searchsorted(offsets, offsets[i] + step, "right")) - 1
             blocks.append((i, min(n, max(i + 1, j))))
             i = blocks[-1][1]
         self._file()
+        if huffman:
+            yield from self._iter_huffman(blocks, workers)
+            return
         chunked = self._ds[0].chunks is not None
-        workers = threads or default_threads()
         with ThreadPoolExecutor(workers) as pool:
             def submit(i, j):  # -> (first row the columns hold, one list of futures per column)
                 a, b = int(offsets[i]), int(offsets[j])
@@ -703,6 +898,21 @@ class EventsStore(_Store):
                     out = np.empty(b - a, EVENT_DTYPE)
                     _assemble_kernel(dt[a:b], words[a:b], out)
                     yield out, int(self.labels[k])
+
+    def _iter_huffman(self, blocks, workers: int):
+        offsets = self.offsets
+        with ThreadPoolExecutor(workers) as pool:
+            def submit(i, j):
+                a, b = int(offsets[i]), int(offsets[j])
+                return pool.submit(self._hf.read, a, b, None, f"samples {i}..{j - 1}")
+            pending = [submit(*blk) for blk in blocks[:workers + 1]]
+            for q, (i, j) in enumerate(blocks):
+                ev = pending.pop(0).result()
+                if q + workers + 1 < len(blocks):
+                    pending.append(submit(*blocks[q + workers + 1]))
+                base = int(offsets[i])
+                for k in range(i, j):
+                    yield ev[int(offsets[k]) - base:int(offsets[k + 1]) - base], int(self.labels[k])
 
     def window_rows(self, i, t_start: int, t_stop: int) -> tuple[int, int]:
         """The rows ``[lo, hi)`` that ``read_window(i, t_start, t_stop)`` decodes (see

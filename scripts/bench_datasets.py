@@ -56,13 +56,13 @@ class Context:
         """``[(events, label)]`` of sample set ``name`` (``"saccade"`` or ``"nmnist-sized"``)."""
         return self.memo(("samples", name), lambda: _make_samples(name, self))
 
-    def events_cache(self, name: str, compression="gzip") -> tuple[Path, float]:
+    def events_cache(self, name: str, compression="huffman") -> tuple[Path, float]:
         """Our events cache of sample set ``name`` (``EventsWriter(compression=)``) and the
         seconds its build took."""
         from neurodata.cache import write_events_cache
 
         def make():
-            path = self.workdir / f"{name}{'' if compression == 'gzip' else '-raw'}.h5"
+            path = self.workdir / f"{name}-{compression or 'raw'}.h5"
             samples = self.samples(name)
             t0 = time.perf_counter()
             write_events_cache(path, ((ev, label, {"source": f"{i}.bin", "t_offset": 0})
@@ -172,15 +172,18 @@ def _events(samples) -> int:
     return sum(ev.shape[0] for ev, _ in samples)
 
 
+LAYOUTS = ("huffman", "gzip", None)  # the events cache's layouts, the default first
+
+
 def _variant(compression) -> str:
-    return "" if compression == "gzip" else ", compression=None"
+    return "" if compression == "huffman" else f", compression={compression!r}"
 
 
 def case_cache_random_access(ctx: Context) -> list[dict]:
     """Samples/s reading samples one by one at uniform random indices in one process
-    (``EventsStore.__getitem__``; target ≥ 20 000 samples/s for N-MNIST-sized samples), for the
-    default gzip cache and the uncompressed one (``compression=None``); each case has its own
-    SpikingJelly row (measured once per sample set) so that the ratio column compares like with like."""
+    (``EventsStore.__getitem__``; target ≥ 20 000 samples/s for N-MNIST-sized samples), for each
+    layout (the default ``huffman``, ``gzip``, uncompressed); each case has its own SpikingJelly row
+    (measured once per sample set) so that the ratio column compares like with like."""
     from neurodata.cache import EventsStore
 
     rows = []
@@ -190,7 +193,7 @@ def case_cache_random_access(ctx: Context) -> list[dict]:
         order = np.random.default_rng(1).integers(0, len(samples), reads)
         mean = _events(samples) / len(samples)
         ours_rows = []
-        for compression in ("gzip", None):
+        for compression in LAYOUTS:
             case = f"cache random access{_variant(compression)} ({mean:.0f} ev/sample)"
             store = EventsStore(ctx.events_cache(name, compression)[0])
             store[int(order[0])]  # the first read opens the file and loads the numba kernel
@@ -247,7 +250,7 @@ def case_cache_disk_size(ctx: Context) -> list[dict]:
         n_events = _events(ctx.samples(name))
         folder, npz_s = ctx.npz_folder(name)
         sj_app, sj = _disk_bytes(folder)
-        for compression in ("gzip", None):
+        for compression in LAYOUTS:
             path, build_s = ctx.events_cache(name, compression)
             ours_app, ours = _disk_bytes(path)
             case = f"events on disk{_variant(compression)} ({name})"

@@ -66,21 +66,22 @@ class EventDataset(torch.utils.data.Dataset):
         A folder holding the resource files (or one such file), e.g. a manual download.
     verify : bool
         Check checksums (False only on explicit request; warns).
-    cache_compression : ``"gzip"`` (default) or None, keyword-only
-        How the events cache stores its columns (``neurodata.cache.EventsWriter(compression=)``).
-        ``"gzip"``: shuffle + gzip-1, the smallest file. None: uncompressed contiguous columns,
-        several times faster random access (one read is two contiguous reads) for a larger file
-        (8 B/event with 8-bit coordinates, 12 B/event with 16-bit; measured numbers in
-        ``docs/cache.md``). The two are separate cache files: None adds ``-raw`` to the file name
-        and ``cache_compression="none"`` to the key, so a gzip cache is never served for a None
-        request and vice versa; the default's file name and key are those of earlier versions.
+    cache_compression : ``"huffman"`` (default), ``"gzip"`` or None, keyword-only
+        How the events cache stores events (``neurodata.cache.EventsWriter(compression=)``).
+        ``"huffman"``: Huffman-coded samples, the smallest file and fast random reads.
+        ``"gzip"``: shuffle + gzip-1 columns that any HDF5 reader inflates, slower to read.
+        None: uncompressed contiguous columns, the fastest random reads for the largest file
+        (8 B/event with 8-bit coordinates, 12 B/event with 16-bit). Measured numbers in
+        ``docs/cache.md``. Each is its own cache file: ``"gzip"`` adds ``-gzip`` to the file name
+        and ``cache_compression="gzip"`` to the key, None ``-raw`` and ``"none"``, so one layout
+        is never served for another.
     """
 
     recipe: Recipe
 
     def __init__(self, root=None, split: str = "train", transform=None, target_transform=None,
                  download: bool = True, mirror=None, source=None, verify: bool = True, *,
-                 cache_compression: str | None = "gzip", **options):
+                 cache_compression: str | None = "huffman", **options):
         if cache_compression not in COMPRESSIONS:
             raise ValueError(f"{type(self).__name__}: cache_compression must be one of {COMPRESSIONS}, "
                              f"got {cache_compression!r}")
@@ -128,15 +129,14 @@ class EventDataset(torch.utils.data.Dataset):
 
     @property
     def cache_key(self) -> str:
-        # The default (gzip) adds nothing, so caches built before the option existed stay valid.
-        storage = {} if self.cache_compression == "gzip" else {"cache_compression": "none"}
+        storage = {} if self.cache_compression == "huffman" else {"cache_compression": self.cache_compression or "none"}
         return content_key(self.recipe.name, self.recipe.cache_version, self.split, self.options,
                            [(r.filename, r.checksum) for r in self._resources()], **storage)
 
     @property
     def cache_path(self) -> Path:
-        raw = "" if self.cache_compression == "gzip" else "-raw"
-        return self.root / f"events-{self.variant}{raw}-{self.cache_key[:12]}.h5"
+        layout = {"huffman": "", "gzip": "-gzip", None: "-raw"}[self.cache_compression]
+        return self.root / f"events-{self.variant}{layout}-{self.cache_key[:12]}.h5"
 
     # -- resources -------------------------------------------------------------------------
     def resource_paths(self) -> dict:

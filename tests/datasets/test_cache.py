@@ -26,7 +26,7 @@ from tests.helpers import event_arrays, random_events
 
 SENSOR = (34, 34, 2)
 CLASSES = [str(d) for d in range(10)]
-COMPRESSION = pytest.mark.parametrize("compression", ["gzip", None])
+COMPRESSION = pytest.mark.parametrize("compression", ["huffman", "gzip", None])
 
 
 def make_samples(n=40, seed=0, sensor=SENSOR):
@@ -81,7 +81,24 @@ def store_attr(path, name):
         return f.attrs[name]
 
 
-@COMPRESSION
+def test_huffman_layout_as_documented(tmp_path):
+    """The default layout's datasets (decoded with h5py alone in docs/cache.md, run by test_docs)."""
+    samples = make_samples(12)
+    samples[4] = (samples[4][0][:0], 4, samples[4][2])
+    build_events(tmp_path / "c.h5", samples, chunk_events=256)
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert f.attrs["compression"] == "huffman" and "events/dt" not in f
+        code, segs = f["events/code"], f["events/segments"][:]
+        assert code.dtype == np.uint8 and code.chunks is None and code.compression is None
+        off, M = f["offsets"][:], f.attrs["num_rows"]
+        cuts = np.union1d(off[:-1][np.diff(off) > 0], np.arange(0, M, 256))  # sample starts, every 256 rows
+        assert np.array_equal(segs[:-1, 0], cuts) and segs[-1].tolist() == [M, code.shape[0], code.shape[0],
+                                                                             code.shape[0], 1]
+        assert f["events/segment_crc32"].shape == (len(cuts),)
+        assert f["events/block_lengths"].shape == (1, 3, 4096) and f["events/block_p_bits"][:].tolist() == [1]
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
 def test_readable_with_h5py_alone_as_documented(tmp_path, compression):
     samples = make_samples(12)
     build_events(tmp_path / "c.h5", samples, compression=compression)
@@ -112,7 +129,7 @@ def test_readable_with_h5py_alone_as_documented(tmp_path, compression):
 @given(st.lists(st.one_of(event_arrays(max_x=33, max_y=33, max_n=50),
                           event_arrays(max_x=33, max_y=33, max_n=50, sorted_t=False, min_t=-2**62, max_t=2**62)),
                 max_size=6),
-       st.sampled_from([1, 3, 64]), st.sampled_from(["gzip", None]))
+       st.sampled_from([1, 3, 64]), st.sampled_from(["huffman", "gzip", None]))
 def test_round_trip_property(samples, chunk, compression):
     with tempfile.TemporaryDirectory() as d:
         rows = [(ev, i, {"source": str(i), "t_offset": -i}) for i, ev in enumerate(samples)]
@@ -137,6 +154,8 @@ def test_wide_values(tmp_path, compression):
     store = EventsStore(tmp_path / "c.h5")
     assert_same(store, samples)
     assert list(store.meta("score")) == [0.5, 1.5]
+    if compression == "huffman":
+        return
     with h5py.File(tmp_path / "c.h5") as f:
         assert f["events/dt"].dtype == np.int64 and f["events/xyp"].dtype == np.uint64
         assert f.attrs["xyp_bits"] == 16
@@ -236,29 +255,17 @@ def test_window_reads_uncompressed(tmp_path):
             assert np.array_equal(store.read_window(i, lo, hi), ev[(ev["t"] >= lo) & (ev["t"] < hi)])
 
 
-def test_gzip_and_uncompressed_files_hold_the_same_events(tmp_path):
+def test_the_three_layouts_hold_the_same_events(tmp_path):
     samples = make_samples(30, seed=9)
-    build_events(tmp_path / "g.h5", samples)
-    build_events(tmp_path / "r.h5", samples, compression=None)
-    g, r = EventsStore(tmp_path / "g.h5"), EventsStore(tmp_path / "r.h5")
-    assert os.path.getsize(tmp_path / "r.h5") > os.path.getsize(tmp_path / "g.h5")
+    stores = []
+    for name in ("huffman", "gzip", None):
+        build_events(tmp_path / f"{name}.h5", samples, compression=name)
+        stores.append(EventsStore(tmp_path / f"{name}.h5"))
+    sizes = [os.path.getsize(s.path) for s in stores]
+    assert sizes[0] < sizes[1] < sizes[2]
     for i in np.random.default_rng(0).integers(0, len(samples), 100):
-        (a, la), (b, lb) = g[i], r[i]
-        assert np.array_equal(a, b) and la == lb
-
-
-def test_random_access_sanity(tmp_path):
-    samples = make_samples(200, seed=3)
-    build_events(tmp_path / "c.h5", samples)
-    store = EventsStore(tmp_path / "c.h5")
-    order = np.random.default_rng(0).integers(0, len(samples), 2000)
-    t0 = time.perf_counter()
-    for i in order:
-        ev, label = store[i]
-        assert label == samples[i][1] and ev.shape == samples[i][0].shape
-    rate = len(order) / (time.perf_counter() - t0)
-    print(f"random access: {rate:.0f} samples/s (mean {np.mean([len(s[0]) for s in samples]):.0f} events)")
-    assert rate > 0
+        (a, la), (b, lb), (c, lc) = (s[i] for s in stores)
+        assert np.array_equal(a, b) and np.array_equal(a, c) and la == lb == lc
 
 
 def test_cache_root(monkeypatch, tmp_path):
@@ -593,15 +600,25 @@ def test_pickle_and_dataloader_workers(tmp_path, context, compression):
 
 @COMPRESSION
 def test_damaged_event_bytes(tmp_path, compression):
-    """gzip: a damaged chunk raises CacheError on read (zlib's checksum). None: the columns carry no
-    checksum, but a file cut anywhere inside them is refused when opened (HDF5's end-of-file check)."""
+    """huffman: a damaged segment raises CacheError on read (its CRC-32). gzip: likewise (zlib's
+    checksum). None: the columns carry no checksum, but a file cut anywhere inside them is refused
+    when opened (HDF5's end-of-file check)."""
     samples = make_samples(20, seed=6)
     path = tmp_path / "c.h5"
     build_events(path, samples, compression=compression)
     with h5py.File(path) as f:
-        ds = f["events/xyp"]
-        start = ds.id.get_chunk_info(0).byte_offset if compression else ds.id.get_offset()
-    if compression:
+        ds = f["events/code" if compression == "huffman" else "events/xyp"]
+        start = ds.id.get_chunk_info(0).byte_offset if compression == "gzip" else ds.id.get_offset()
+    if compression == "huffman":
+        with open(path, "r+b") as fh:
+            fh.seek(start + 2)
+            fh.write(b"\xff")
+        with pytest.raises(CacheError, match="sample 0 is damaged.*CRC-32"):
+            EventsStore(path, "k")[0]
+        with pytest.raises(CacheError, match="samples 0..[0-9]+ is damaged"):
+            list(EventsStore(path, "k").iter_samples())
+        assert_same(_without_first(EventsStore(path, "k")), samples[1:])
+    elif compression:
         with open(path, "r+b") as fh:
             fh.seek(start + 2)
             fh.write(b"\xff" * 64)
@@ -612,5 +629,58 @@ def test_damaged_event_bytes(tmp_path, compression):
     else:
         with open(path, "r+b") as fh:
             fh.truncate(start + 100)
+        with pytest.raises(CacheError, match="cannot be served"):
+            EventsStore(path, "k")
+
+
+class _without_first:
+    """``store`` without its sample 0 (for reading around a damaged first sample)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __len__(self):
+        return len(self.store) - 1
+
+    def __getitem__(self, i):
+        return self.store[i + 1]
+
+
+@COMPRESSION
+def test_writer_copies_appended_events(tmp_path, compression):
+    """A caller may reuse its array after ``append``: what was appended is what is stored."""
+    samples = make_samples(6, seed=9)
+    buf = np.zeros(4000, EVENT_DTYPE)
+    with EventsWriter(tmp_path / "c.h5", key="k", sensor_size=SENSOR, compression=compression) as w:
+        for ev, label, _ in samples:
+            view = buf[:ev.shape[0]]
+            view[:] = ev
+            w.append(view, label)
+            buf[:] = 0  # overwritten before the writer flushes
+    assert_same(EventsStore(tmp_path / "c.h5", "k"), samples)
+
+
+def test_huffman_segment_table_checked(tmp_path):
+    """A file whose segment table or code lengths cannot be right is refused, never decoded."""
+    samples = make_samples(10, seed=4)
+    for how in ("order", "range", "lengths", "kraft", "start"):
+        path = tmp_path / f"{how}.h5"
+        build_events(path, samples, chunk_events=512)
+        with h5py.File(path, "a") as f:
+            if how in ("order", "range", "start"):
+                segs = f["events/segments"][:]
+                if how == "order":
+                    segs[1, 1], segs[2, 1] = segs[2, 1], segs[1, 1]
+                elif how == "range":
+                    segs[1, 4] = 5
+                else:
+                    segs[1, 0] += 1
+                f["events/segments"][...] = segs
+            else:
+                lengths = f["events/block_lengths"][:]
+                lengths[0, 1, :] = 13 if how == "lengths" else 1
+                del f["events/block_lengths"]
+                f["events/block_lengths"] = lengths
+        assert check_cache(path, "k") is not None, how
         with pytest.raises(CacheError, match="cannot be served"):
             EventsStore(path, "k")

@@ -1,5 +1,5 @@
-"""The ``cache_compression`` option of the datasets layer: separate cache files and keys, the
-default's file name and key unchanged, the same events either way."""
+"""The ``cache_compression`` option of the datasets layer: one cache file and key per layout,
+the same events from each, and a file of one layout never served for another."""
 import h5py
 import numpy as np
 import pytest
@@ -18,24 +18,28 @@ def nmnist_cls(http_server, tmp_path):
     return mini_class(NMNIST, files, http_server.url("nmnist").rstrip("/"), tmp_path), tmp_path / "root"
 
 
-def test_uncompressed_cache_is_a_separate_file(nmnist_cls):
+def test_each_layout_is_a_separate_file(nmnist_cls):
     cls, root = nmnist_cls
-    gz = cls(root=root, split="test")
+    default = cls(root=root, split="test")
+    gz = cls(root=root, split="test", cache_compression="gzip")
     raw = cls(root=root, split="test", cache_compression=None)
-    # the default keeps the key (and so the file name) it had before the option existed
-    assert gz.cache_key == content_key(gz.recipe.name, gz.recipe.cache_version, "test", {},
-                                       [(r.filename, r.checksum) for r in gz._resources()])
-    assert raw.cache_key != gz.cache_key and raw.cache_path != gz.cache_path
-    assert raw.cache_path.name.startswith("events-test-raw-") and "-raw-" not in gz.cache_path.name
-    with h5py.File(gz.cache_path) as f, h5py.File(raw.cache_path) as g:
-        assert f.attrs["compression"] == "gzip" and f["events/dt"].compression == "gzip"
-        assert g.attrs["compression"] == "none" and g["events/dt"].chunks is None
-    assert len(raw) == len(gz) and list(raw.targets) == list(gz.targets)
-    for i in range(len(gz)):
-        assert np.array_equal(gz[i][0], raw[i][0]) and gz[i][1] == raw[i][1]
-    # a gzip file put where the uncompressed one belongs is stale (other key): rebuilt, not served
+    assert default.cache_key == content_key(default.recipe.name, default.recipe.cache_version, "test", {},
+                                            [(r.filename, r.checksum) for r in default._resources()])
+    assert len({default.cache_key, gz.cache_key, raw.cache_key}) == 3
+    assert len({default.cache_path, gz.cache_path, raw.cache_path}) == 3
+    assert raw.cache_path.name.startswith("events-test-raw-") and gz.cache_path.name.startswith("events-test-gzip-")
+    assert default.cache_path.name.startswith("events-test-") and default.cache_path.name.count("-") == 2
+    with h5py.File(default.cache_path) as f, h5py.File(gz.cache_path) as g, h5py.File(raw.cache_path) as r:
+        assert f.attrs["compression"] == "huffman" and "events/code" in f and "events/dt" not in f
+        assert g.attrs["compression"] == "gzip" and g["events/dt"].compression == "gzip"
+        assert r.attrs["compression"] == "none" and r["events/dt"].chunks is None
+    for other in (gz, raw):
+        assert len(other) == len(default) and list(other.targets) == list(default.targets)
+        for i in range(len(default)):
+            assert np.array_equal(default[i][0], other[i][0]) and default[i][1] == other[i][1]
+    # a file of another layout put where the uncompressed one belongs is stale (other key): rebuilt
     raw.store.close()
-    raw.cache_path.write_bytes(gz.cache_path.read_bytes())
+    raw.cache_path.write_bytes(default.cache_path.read_bytes())
     with pytest.warns(UserWarning, match="stale"):
         again = cls(root=root, split="test", cache_compression=None)
     with h5py.File(again.cache_path) as g:
@@ -46,6 +50,8 @@ def test_option_validated_and_passed_by_load(nmnist_cls, tmp_path):
     cls, root = nmnist_cls
     with pytest.raises(ValueError, match="cache_compression must be one of"):
         cls(root=root, split="test", cache_compression="lzf")
+    with pytest.raises(ValueError, match="cache_compression must be one of"):
+        cls(root=root, split="test", cache_compression="none")  # None, not the attribute's spelling
     (tmp_path / "src").mkdir()
     files, _ = nmnist_archives(tmp_path / "src")
     folder = tmp_path / "manual"

@@ -293,7 +293,7 @@ def _gesture_probe(cls, root, split):
     """An unbuilt ``cls`` instance for ``split`` under ``root``: only to name its cache file and lock."""
     probe = cls.__new__(cls)
     probe.recipe, probe.root, probe.split = cls.recipe, root / cls.recipe.name, split
-    probe.options, probe.cache_compression = {"release": "original"}, "gzip"
+    probe.options, probe.cache_compression = {"release": "original"}, "huffman"
     return probe
 
 
