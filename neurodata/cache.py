@@ -146,14 +146,29 @@ def _check_open_file(f, kind: str, key) -> str | None:
     return None
 
 
+_HUFFMAN_INDEX = ("segments", "segment_crc32", "block_lengths", "block_p_bits")
+
+
+def _index_crc(index: dict) -> int:
+    """CRC-32 of the ``huffman`` layout's index datasets (little-endian bytes, in ``_HUFFMAN_INDEX`` order)."""
+    value = 0
+    for name in _HUFFMAN_INDEX:
+        value = crc32(np.ascontiguousarray(index[name]).astype(index[name].dtype.newbyteorder("<")).tobytes(), value)
+    return value
+
+
 def _check_huffman(f, offsets: np.ndarray, rows: int) -> str | None:
     """Why the ``huffman`` layout's datasets are inconsistent (see docs/cache.md), or None: the
-    decoder then reads only inside ``events/code`` and its tables are valid prefix codes."""
+    decoder then reads only inside ``events/code``, with the tables the writer wrote, and they
+    are valid prefix codes."""
     try:
-        code, segs, crc = f["events/code"], f["events/segments"][:], f["events/segment_crc32"]
-        lengths, p_bits = f["events/block_lengths"][:], f["events/block_p_bits"][:]
+        index = {name: f[f"events/{name}"][:] for name in _HUFFMAN_INDEX}
+        code, stored = f["events/code"], int(f["events"].attrs["index_crc32"])
     except KeyError as e:
         return f"huffman layout is incomplete ({e})"
+    if _index_crc(index) != stored:
+        return "the huffman index is damaged (index_crc32)"
+    segs, crc, lengths, p_bits = (index[name] for name in _HUFFMAN_INDEX)
     S, K = segs.shape[0] - 1, lengths.shape[0]
     if (code.ndim != 1 or segs.ndim != 2 or segs.shape[1] != 5 or S < 0 or crc.shape != (S,)
             or lengths.shape[1:] != (_huffman.TABLES, _huffman.SYMBOLS) or p_bits.shape != (K,)):
@@ -500,13 +515,14 @@ class EventsWriter(_Writer):
         B = self._code_bytes
         parts.append(np.array([[self.rows, B, B, B, K]], np.int64))
         g = self.f["events"]
-        g.create_dataset("segments", data=np.concatenate(parts).astype(np.int64))
-        g.create_dataset("segment_crc32", data=np.concatenate([np.zeros(0, np.uint32)]
-                                                                + [b.crc for _, _, b in self._blocks]))
-        lengths = np.stack([b.lengths for _, _, b in self._blocks]) if K else \
-            np.zeros((0, _huffman.TABLES, _huffman.SYMBOLS), np.uint8)
-        g.create_dataset("block_lengths", data=lengths, **({"compression": "gzip"} if K else {}))
-        g.create_dataset("block_p_bits", data=np.array([b.p_bits for _, _, b in self._blocks], np.uint8))
+        index = dict(segments=np.concatenate(parts).astype(np.int64),
+                     segment_crc32=np.concatenate([np.zeros(0, np.uint32)] + [b.crc for _, _, b in self._blocks]),
+                     block_lengths=np.stack([b.lengths for _, _, b in self._blocks]) if K else
+                     np.zeros((0, _huffman.TABLES, _huffman.SYMBOLS), np.uint8),
+                     block_p_bits=np.array([b.p_bits for _, _, b in self._blocks], np.uint8))
+        for name, data in index.items():
+            g.create_dataset(name, data=data, **({"compression": "gzip"} if name == "block_lengths" and K else {}))
+        g.attrs["index_crc32"] = _index_crc(index)
 
     def _encode_columns(self, ev: np.ndarray, counts: np.ndarray) -> None:
         """The ``gzip`` / None layouts: append the dt and xyp columns of a block."""

@@ -661,13 +661,18 @@ def test_writer_copies_appended_events(tmp_path, compression):
 
 
 def test_huffman_segment_table_checked(tmp_path):
-    """A file whose segment table or code lengths cannot be right is refused, never decoded."""
+    """A damaged index (its CRC-32) is refused, and so is one whose CRC matches but whose segment
+    table or code lengths cannot be right (a writer bug): never decoded."""
+    from neurodata.cache import _HUFFMAN_INDEX, _index_crc
+
     samples = make_samples(10, seed=4)
-    for how in ("order", "range", "lengths", "kraft", "start"):
+    for how in ("crc", "order", "range", "lengths", "kraft", "start"):
         path = tmp_path / f"{how}.h5"
         build_events(path, samples, chunk_events=512)
         with h5py.File(path, "a") as f:
-            if how in ("order", "range", "start"):
+            if how == "crc":
+                f["events/block_p_bits"][0] = 0
+            elif how in ("order", "range", "start"):
                 segs = f["events/segments"][:]
                 if how == "order":
                     segs[1, 1], segs[2, 1] = segs[2, 1], segs[1, 1]
@@ -681,6 +686,9 @@ def test_huffman_segment_table_checked(tmp_path):
                 lengths[0, 1, :] = 13 if how == "lengths" else 1
                 del f["events/block_lengths"]
                 f["events/block_lengths"] = lengths
-        assert check_cache(path, "k") is not None, how
+            if how != "crc":
+                f["events"].attrs["index_crc32"] = _index_crc({n: f[f"events/{n}"][:] for n in _HUFFMAN_INDEX})
+        reason = check_cache(path, "k")
+        assert reason is not None and ("index_crc32" in reason) == (how == "crc"), (how, reason)
         with pytest.raises(CacheError, match="cannot be served"):
             EventsStore(path, "k")
