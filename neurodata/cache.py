@@ -721,6 +721,15 @@ def _assemble_kernel(dt, words, out):
 _DT_TABLE = _huffman.dt_extra()
 
 
+def _pread_into(fd: int, buf: np.ndarray, offset: int) -> int:
+    """Read ``len(buf)`` bytes at ``offset`` into the uint8 array ``buf``; return the count read."""
+    if hasattr(os, "preadv"):  # Linux, BSDs: straight into buf
+        return os.preadv(fd, [buf], offset)
+    data = os.pread(fd, buf.shape[0], offset)  # e.g. macOS
+    buf[:len(data)] = np.frombuffer(data, np.uint8)
+    return len(data)
+
+
 class _HuffmanReader:
     """One process's reader of a ``huffman`` events cache: the segment index, decoding tables and
     a plain file descriptor; ``events/code`` is contiguous and unfiltered, so its bytes are read
@@ -759,7 +768,7 @@ class _HuffmanReader:
         b0, b1 = int(self.segs[s0, 1]), int(self.segs[s1, 1])
         words = np.zeros(((b1 - b0) >> 3) + 5, np.uint64)  # zero tail: the decoder reads ahead
         raw = words.view(np.uint8)[:b1 - b0]
-        if b1 > b0 and os.preadv(self.fd, [raw], self.base + b0) != b1 - b0:
+        if b1 > b0 and _pread_into(self.fd, raw, self.base + b0) != b1 - b0:
             raise CacheError(f"{self.path}: {what} cannot be read (the file is truncated); delete it "
                              "(`neurodata cache rm`) to rebuild")
         ends = self.segs[s0:s1 + 1, 1] - b0

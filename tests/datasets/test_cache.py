@@ -692,3 +692,11 @@ def test_huffman_segment_table_checked(tmp_path):
         assert reason is not None and ("index_crc32" in reason) == (how == "crc"), (how, reason)
         with pytest.raises(CacheError, match="cannot be served"):
             EventsStore(path, "k")
+
+
+def test_huffman_reads_without_preadv(tmp_path, monkeypatch):
+    """Where ``os.preadv`` is missing (macOS), the reader falls back to ``os.pread``."""
+    samples = make_samples(8, seed=12)
+    build_events(tmp_path / "c.h5", samples)
+    monkeypatch.delattr(os, "preadv", raising=False)
+    assert_same(EventsStore(tmp_path / "c.h5", "k"), samples)
