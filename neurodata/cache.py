@@ -135,40 +135,45 @@ def _check_open_file(f, kind: str, key) -> str | None:
         return "events columns are not 1-D or xyp_bits is not 8 or 16"
     if kind == "frames" and _served_dtype(a, f["frames"].dtype) is None:
         return f"frames stored as {f['frames'].dtype} cannot be served as dtype attribute {a.get('dtype')!r}"
-    if int(f["offsets"][-1]) != rows:
-        return "offsets do not end at num_rows"
-    if layout == "huffman":
-        reason = _check_huffman(f, f["offsets"][:], rows)
-        if reason:
-            return reason
+    offsets = f["offsets"][:]
+    if int(offsets[-1]) != rows or int(offsets[0]) != 0 or (np.diff(offsets) < 0).any():
+        return "offsets do not run from 0 to num_rows in order"
     if kind == "events":
-        return check_time_index(f, n, rows) or _check_annotations(f, n)
+        return (check_time_index(f, n, rows) or _check_annotations(f, n)
+                or (_check_huffman(f, offsets, rows) if layout == "huffman" else None))
     return None
 
 
-_HUFFMAN_INDEX = ("segments", "segment_crc32", "block_lengths", "block_p_bits")
+# what decides the events and labels a read of the ``huffman`` layout returns, besides the coded
+# bytes (which carry their own CRC-32s): covered by the attribute ``events.attrs["index_crc32"]``
+_HUFFMAN_INDEX = ("offsets", "labels", "events/segments", "events/segment_crc32", "events/block_lengths",
+                  "events/block_p_bits", "time_index/chunk_t", "time_index/t_min", "time_index/t_max",
+                  "time_index/sorted")
 
 
-def _index_crc(index: dict) -> int:
-    """CRC-32 of the ``huffman`` layout's index datasets (little-endian bytes, in ``_HUFFMAN_INDEX`` order)."""
+def _index_crc(f) -> int:
+    """Chained CRC-32 of the little-endian bytes of the datasets ``_HUFFMAN_INDEX`` of the open file ``f``."""
     value = 0
     for name in _HUFFMAN_INDEX:
-        value = crc32(np.ascontiguousarray(index[name]).astype(index[name].dtype.newbyteorder("<")).tobytes(), value)
+        data = f[name][()]
+        value = crc32(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes(), value)
     return value
 
 
 def _check_huffman(f, offsets: np.ndarray, rows: int) -> str | None:
     """Why the ``huffman`` layout's datasets are inconsistent (see docs/cache.md), or None: the
-    decoder then reads only inside ``events/code``, with the tables the writer wrote, and they
-    are valid prefix codes."""
+    decoder then reads only inside ``events/code``, with the tables, segments and sample bounds
+    the writer wrote, and its tables are valid prefix codes."""
     try:
-        index = {name: f[f"events/{name}"][:] for name in _HUFFMAN_INDEX}
-        code, stored = f["events/code"], int(f["events"].attrs["index_crc32"])
+        stored = int(f["events"].attrs["index_crc32"])
+        if _index_crc(f) != stored:
+            return "its index is damaged (index_crc32 does not match)"
+        code = f["events/code"]
+        index = {name: f[f"events/{name}"][:] for name in ("segments", "segment_crc32", "block_lengths",
+                                                           "block_p_bits")}
     except KeyError as e:
         return f"huffman layout is incomplete ({e})"
-    if _index_crc(index) != stored:
-        return "the huffman index is damaged (index_crc32)"
-    segs, crc, lengths, p_bits = (index[name] for name in _HUFFMAN_INDEX)
+    segs, crc, lengths, p_bits = index.values()
     S, K = segs.shape[0] - 1, lengths.shape[0]
     if (code.ndim != 1 or segs.ndim != 2 or segs.shape[1] != 5 or S < 0 or crc.shape != (S,)
             or lengths.shape[1:] != (_huffman.TABLES, _huffman.SYMBOLS) or p_bits.shape != (K,)):
@@ -342,6 +347,9 @@ class _Writer:
         for k, v in meta.items():
             self.meta[k].append(v)
 
+    def _finish_file(self, f) -> None:
+        """Last writes before ``complete`` (every dataset is written)."""
+
     def close(self) -> None:
         """Write labels, offsets and metadata, then set ``complete = 1`` last and close the file."""
         f = self.f
@@ -362,6 +370,7 @@ class _Writer:
                 f.create_dataset(f"meta/{k}", data=data)
             f.attrs["num_samples"] = n
             f.attrs["num_rows"] = self.rows
+            self._finish_file(f)
             f.flush()
             f.attrs["complete"] = 1  # last: a file without it is never served
         finally:
@@ -522,7 +531,6 @@ class EventsWriter(_Writer):
                      block_p_bits=np.array([b.p_bits for _, _, b in self._blocks], np.uint8))
         for name, data in index.items():
             g.create_dataset(name, data=data, **({"compression": "gzip"} if name == "block_lengths" and K else {}))
-        g.attrs["index_crc32"] = _index_crc(index)
 
     def _encode_columns(self, ev: np.ndarray, counts: np.ndarray) -> None:
         """The ``gzip`` / None layouts: append the dt and xyp columns of a block."""
@@ -573,6 +581,10 @@ class EventsWriter(_Writer):
             self._write_huffman_index()
         self._write_time_index()
         super().close()
+
+    def _finish_file(self, f) -> None:
+        if self.compression == "huffman":
+            f["events"].attrs["index_crc32"] = _index_crc(f)
 
 
 @njit(cache=True, nogil=True)
@@ -655,10 +667,14 @@ class _Store:
             self.offsets = f["offsets"][:]
             self.labels = f["labels"][:]
             a = f.attrs
-            self.attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
-            self.class_names = tuple(_attr_str(c) for c in a["class_names"])
-            self.source_checksums = json.loads(_attr_str(a["source_checksums"]))
-            self.extra = json.loads(_attr_str(a["extra"]))
+            try:
+                self.attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
+                self.class_names = tuple(_attr_str(c) for c in a["class_names"])
+                self.source_checksums = json.loads(_attr_str(a["source_checksums"]))
+                self.extra = json.loads(_attr_str(a["extra"]))
+            except (KeyError, ValueError, TypeError, OSError) as e:
+                raise CacheError(f"{self.path} cannot be served: its attributes are damaged ({e}). Delete it "
+                                 "(`neurodata cache rm`) or let the dataset rebuild it") from None
 
     def _file(self):
         if self._h5 is None or self._pid != os.getpid():

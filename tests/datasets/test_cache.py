@@ -663,15 +663,17 @@ def test_writer_copies_appended_events(tmp_path, compression):
 def test_huffman_segment_table_checked(tmp_path):
     """A damaged index (its CRC-32) is refused, and so is one whose CRC matches but whose segment
     table or code lengths cannot be right (a writer bug): never decoded."""
-    from neurodata.cache import _HUFFMAN_INDEX, _index_crc
+    from neurodata.cache import _index_crc
 
     samples = make_samples(10, seed=4)
-    for how in ("crc", "order", "range", "lengths", "kraft", "start"):
+    for how in ("crc", "label", "order", "range", "lengths", "kraft", "start"):
         path = tmp_path / f"{how}.h5"
         build_events(path, samples, chunk_events=512)
         with h5py.File(path, "a") as f:
             if how == "crc":
                 f["events/block_p_bits"][0] = 0
+            elif how == "label":
+                f["labels"][3] += 1
             elif how in ("order", "range", "start"):
                 segs = f["events/segments"][:]
                 if how == "order":
@@ -686,10 +688,10 @@ def test_huffman_segment_table_checked(tmp_path):
                 lengths[0, 1, :] = 13 if how == "lengths" else 1
                 del f["events/block_lengths"]
                 f["events/block_lengths"] = lengths
-            if how != "crc":
-                f["events"].attrs["index_crc32"] = _index_crc({n: f[f"events/{n}"][:] for n in _HUFFMAN_INDEX})
+            if how not in ("crc", "label"):
+                f["events"].attrs["index_crc32"] = _index_crc(f)
         reason = check_cache(path, "k")
-        assert reason is not None and ("index_crc32" in reason) == (how == "crc"), (how, reason)
+        assert reason is not None and ("index_crc32" in reason) == (how in ("crc", "label")), (how, reason)
         with pytest.raises(CacheError, match="cannot be served"):
             EventsStore(path, "k")
 
@@ -700,3 +702,38 @@ def test_huffman_reads_without_preadv(tmp_path, monkeypatch):
     build_events(tmp_path / "c.h5", samples)
     monkeypatch.delattr(os, "preadv", raising=False)
     assert_same(EventsStore(tmp_path / "c.h5", "k"), samples)
+
+
+def test_huffman_file_fuzz_never_serves_wrong_events(tmp_path):
+    """Random bytes of a ``huffman`` cache file flipped: the file is refused, or a read raises
+    ``CacheError``, or the read returns exactly the events and label that were written."""
+    samples = make_samples(12, seed=21)
+    path = tmp_path / "c.h5"
+    build_events(path, samples, chunk_events=512)
+    data = path.read_bytes()
+    with h5py.File(path) as f:  # half of the mutations hit the coded events, the rest anywhere
+        code = f["events/code"]
+        lo, hi = code.id.get_offset(), code.id.get_offset() + code.shape[0]
+    rng = np.random.default_rng(0)
+    served = 0
+    for trial in range(150):
+        mutant = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            pos = int(rng.integers(lo, hi) if trial % 2 else rng.integers(0, len(data)))
+            mutant[pos] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(mutant))
+        if check_cache(path, "k") is not None:
+            continue
+        try:
+            store = EventsStore(path, "k")
+        except CacheError:
+            continue
+        for i, (ev, label, _) in enumerate(samples):
+            try:
+                got, got_label = store[i]
+            except CacheError:
+                continue
+            assert np.array_equal(got, ev) and got_label == label, (trial, i)
+            served += 1
+        store.close()
+    assert served > 0  # most mutations outside a sample leave it readable
