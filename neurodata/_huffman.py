@@ -1,11 +1,13 @@
-"""Huffman coding of event columns: the ``"huffman"`` layout of the events cache.
+"""Huffman coding of events: the ``"huffman"`` layout of the events cache (``docs/cache.md``).
 
 Each event becomes three symbols of a 4096-letter alphabet, each coded with its own canonical
-Huffman code of at most 12 bits (``MAX_BITS``); symbol 4095 (``ESCAPE``) is followed by raw bits:
+Huffman code of at most 12 bits (``MAX_BITS``), fitted per block of samples; symbol 4095
+(``ESCAPE``) is followed by raw bits:
 
-- **dt**: ``d = t - t_prev`` (int64; ``t_prev = 0`` for the first event of a sample). Symbol ``d``
-  when ``0 <= d < 4095``; else ``ESCAPE``, then ``k`` in 6 bits and the ``k`` low bits of
-  ``u = uint64(d)``, where ``k`` is the index of the highest set bit of ``u`` (``u = 2**k + low``).
+- **dt**: ``d = t - t_prev`` (int64, wrapping; ``t_prev = 0`` at a sample's first event). Symbol
+  ``d`` when ``0 <= d < 128`` (``DT_DIRECT``); for ``d >= 128`` with highest set bit ``k``
+  (7..62), symbol ``128 + 4 (k - 7) + s`` (``s``: the two bits below the highest), then the
+  ``k - 2`` low bits raw; for ``d < 0``, ``ESCAPE`` and the 64 bits of ``d``.
 - **x**: symbol ``x`` when ``x < 4095``, else ``ESCAPE`` and ``x`` in 16 bits.
 - **yp**: ``v = y << pb | p`` (``pb`` = bits of the block's largest ``p``, 0 when every ``p`` is
   0); symbol ``v`` when ``v < 4095``, else ``ESCAPE`` and ``v`` in ``16 + pb`` bits.
@@ -13,13 +15,14 @@ Huffman code of at most 12 bits (``MAX_BITS``); symbol 4095 (``ESCAPE``) is foll
 Bits are written least significant first (bit ``i`` of a stream is bit ``i % 8`` of byte
 ``i // 8``), like deflate: raw fields as integers, Huffman codes starting with their first
 (most significant) bit. Codes are canonical (deflate's rule: shorter codes first, then by symbol)
-and given by their lengths alone (0 = symbol unused). The stream is cut into *segments* that
-start on a byte boundary and are zero-padded to one; a segment never spans two samples.
+and given by their lengths alone (0 = symbol unused). Rows are cut into *segments* at every sample
+start and every ``rows_per_segment`` rows; a segment holds three byte-aligned, zero-padded
+streams (dt, x, yp) that the decoder reads side by side.
 
 Why: the order-0 statistics of these symbols are what a general-purpose compressor fails to
 exploit after byte shuffling (N-MNIST-sized data: 1.81 bytes/event here against 2.14 for
-shuffle + deflate), and a table-driven decoder reads about one event per few nanoseconds,
-against the hundreds of microseconds that inflating two 4096-row chunks costs a random read.
+shuffle + deflate), and a table-driven decoder reads an event in a few nanoseconds, against the
+hundreds of microseconds that inflating two 4096-row chunks costs a random read.
 """
 from __future__ import annotations
 
@@ -58,7 +61,8 @@ def _dt_symbol(d):
     if d < 0:
         return ESCAPE, np.uint64(d), 64
     k = _bit_length(np.uint64(d)) - 1  # 7..62
-    return DT_DIRECT + (k - 7) * 4 + ((d >> (k - 2)) & 3), np.uint64(d) & ((np.uint64(1) << np.uint64(k - 2)) - np.uint64(1)), k - 2
+    low = np.uint64(d) & ((np.uint64(1) << np.uint64(k - 2)) - np.uint64(1))
+    return DT_DIRECT + (k - 7) * 4 + ((d >> (k - 2)) & 3), low, k - 2
 
 
 @njit(cache=True, nogil=True)

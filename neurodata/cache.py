@@ -33,9 +33,9 @@ from ._timeindex import check_time_index, chunk_times, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
-__all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "cache_root", "content_key", "frames_key", "check_cache",
-           "get_or_build", "temporary_path", "remove_stale_temporaries", "publish", "EventsWriter", "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache",
-           "FramesStore"]
+__all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "COMPRESSIONS", "cache_root", "content_key", "frames_key",
+           "check_cache", "get_or_build", "temporary_path", "remove_stale_temporaries", "publish", "EventsWriter",
+           "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache", "FramesStore"]
 
 SCHEMA_VERSION = 2  # of events caches; 2: the "huffman" layout (default), the compression attribute
 FRAMES_SCHEMA_VERSION = 2  # 2: frames stored in the narrowest exact dtype, served as the ``dtype`` attribute
@@ -762,7 +762,7 @@ class _HuffmanReader:
         for k in range(lengths.shape[0]):
             self.tables[k] = _huffman.decoder(lengths[k])
         self.reset = np.isin(self.rows[:-1], offsets).astype(np.uint8)
-        self.sample_segments = self.rows.searchsorted(offsets)  # segments of sample i: [i], [i + 1]
+        self.sample_segments = self.rows.searchsorted(offsets)  # sample i: segments [i] .. [i + 1] - 1
         self.sizes = sensor_size
         self.path = path
         self.fd = os.open(path, os.O_RDONLY)
@@ -847,8 +847,8 @@ class EventsStore(_Store):
 
     def _bind(self, f) -> None:
         if self.layout == "huffman":
-            if self._hf is not None:
-                self._hf.close() if self._hf_pid == os.getpid() else None
+            if self._hf is not None and self._hf_pid == os.getpid():
+                self._hf.close()
             self._hf = _HuffmanReader(f, self.path, self.offsets, self.sensor_size)
             self._hf_pid = os.getpid()
             return
