@@ -6,6 +6,7 @@ import re
 import numpy as np
 
 from ..archives import open_archive
+from ..events import copy_events
 from ..formats import read_bytes
 from ._base import EventDataset
 from ._recipe import Recipe, Resource
@@ -52,7 +53,7 @@ _MEMBER = re.compile(r"(?:^|/)cifar10_(\w+?)_(\d+)\.aedat$")
 
 def orient(raw: np.ndarray) -> np.ndarray:
     """Apply CIFAR10-DVS's orientation to events decoded as stored (see ``RECIPE.orientation``)."""
-    out = raw.copy()
+    out = copy_events(raw)
     out["x"] = 127 - raw["y"]
     out["y"] = 127 - raw["x"]
     return out

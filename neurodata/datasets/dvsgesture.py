@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 
 from ..archives import iter_files, open_archive
+from ..events import concat_events, copy_events, select_events
 from ..formats import read_bytes
 from ..formats.gesture_labels import read_gesture_labels
 from ._base import EventDataset
@@ -172,13 +173,13 @@ class DVSGesture(EventDataset):
             for cls, spans in merged.items():
                 parts = [events[window(a, b)] for a, b in spans]
                 start = min(a for a, _ in spans)
-                ev = np.concatenate(parts)
-                ev = ev[np.argsort(ev["t"], kind="stable")]
+                ev = concat_events(parts)
+                ev = select_events(ev, np.argsort(ev["t"], kind="stable"))
                 ev["t"] -= start
                 yield ev, cls - 1, {"source": source, "t_offset": start}
             return
         for cls, a, b in windows:
-            ev = events[window(a, b)].copy()
+            ev = copy_events(events[window(a, b)])
             ev["t"] -= a
             yield ev, cls - 1, {"source": source, "t_offset": a}
 

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from ..archives import Archive, open_archive
+from ..events import copy_events
 from ..formats import read_bytes
 from ._base import EventDataset
 from ._recipe import Recipe, Resource
@@ -49,7 +50,7 @@ def stabilize(events: np.ndarray, width: int = 34, height: int = 34) -> np.ndarr
     each shift rounded with ``numpy.rint`` (half to even) and subtracted from ``x``/``y``; results
     are clamped to ``[0, width-1]`` / ``[0, height-1]`` (events are kept, as in the original).
     """
-    out = events.copy()
+    out = copy_events(events)
     t = events["t"].astype(np.float64)
     s = float(SACCADE_US)
     dx = np.where(t <= s, 3.5 * t / s, np.where(t <= 2 * s, 3.5 + 3.5 * (t - s) / s, 7 - 7 * (t - 2 * s) / s))

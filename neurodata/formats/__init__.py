@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import FormatError
-from ..events import as_events
+from ..events import as_events, concat_events, copy_events
 from ._base import FileInfo, read_head
 
 __all__ = ["FORMATS", "detect_format", "read", "read_bytes", "write", "inspect", "iter_events", "FileInfo"]
@@ -138,10 +138,10 @@ def _rechunk_by_count(blocks, n):
             have += take
             b = b[take:]
             if have == n:
-                yield np.concatenate(pending) if len(pending) > 1 else pending[0].copy()
+                yield concat_events(pending) if len(pending) > 1 else copy_events(pending[0])
                 pending, have = [], 0
     if have:
-        yield np.concatenate(pending) if len(pending) > 1 else pending[0].copy()
+        yield concat_events(pending) if len(pending) > 1 else copy_events(pending[0])
 
 
 def _rechunk_by_time(blocks, us):
@@ -157,14 +157,14 @@ def _rechunk_by_time(blocks, us):
         cuts = np.flatnonzero(win[1:] != win[:-1]) + 1
         start = 0
         if current is not None and win[0] != current:
-            yield np.concatenate(pending) if len(pending) > 1 else pending[0].copy()
+            yield concat_events(pending) if len(pending) > 1 else copy_events(pending[0])
             pending = []
         for c in cuts:
             pending.append(b[start:c])
-            yield np.concatenate(pending) if len(pending) > 1 else pending[0].copy()
+            yield concat_events(pending) if len(pending) > 1 else copy_events(pending[0])
             pending = []
             start = c
         pending.append(b[start:])
         current = win[-1]
     if pending:
-        yield np.concatenate(pending) if len(pending) > 1 else pending[0].copy()
+        yield concat_events(pending) if len(pending) > 1 else copy_events(pending[0])
