@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neurodata.events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, check_sorted, make_events
 from neurodata.formats import _rechunk_by_count, _rechunk_by_time
@@ -72,3 +73,23 @@ def test_rechunking_concatenates_to_the_input(ev):
                 assert c.size and (w == w[0]).all()
             wins = [(c["t"][0] - t0) // us for c in chunks]
             assert all(a != b for a, b in zip(wins, wins[1:]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(event_arrays(max_n=200, sorted_t=False), st.integers(1, 3), st.data())
+def test_fast_structured_copies_equal_numpy(ev, step, data):
+    """``copy_events`` / ``select_events`` / ``concat_events`` (void views) give what ``ndarray.copy``,
+    indexing and ``np.concatenate`` give, as new arrays, also for strided input."""
+    from neurodata.events import concat_events, copy_events, select_events
+
+    view = ev[::step]
+    copied = copy_events(view)
+    assert copied.dtype == EVENT_DTYPE and copied.flags.c_contiguous and np.array_equal(copied, view.copy())
+    assert not np.shares_memory(copied, ev)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(view), max_size=len(view))), bool)
+    assert np.array_equal(select_events(view, mask), view[mask])
+    order = np.argsort(view["t"], kind="stable")
+    assert np.array_equal(select_events(view, order), view[order])
+    if len(ev):
+        parts = [ev[:len(ev) // 2], view, ev[len(ev) // 2:]]
+        assert np.array_equal(concat_events(parts), np.concatenate(parts))
