@@ -33,7 +33,7 @@ from isal.isal_zlib import crc32
 from numba import njit
 
 __all__ = ["SYMBOLS", "ESCAPE", "MAX_BITS", "TABLES", "symbol_counts", "code_lengths", "encoder", "decoder",
-           "encode", "encode_block", "decode", "dt_extra", "OK", "BAD_CODE", "BAD_LENGTH", "OUT_OF_BOUNDS"]
+           "encode", "encode_block", "decode", "dt_extra", "DT_TABLE", "OK", "BAD_CODE", "BAD_LENGTH", "OUT_OF_BOUNDS"]
 
 SYMBOLS = 4096
 ESCAPE = SYMBOLS - 1
@@ -164,11 +164,11 @@ def _canonical(lengths):
 
 @njit(cache=True, nogil=True)
 def encoder(lengths):
-    """``(codes uint64 (3, 4096), lengths uint8 (3, 4096))`` for ``encode`` from three length tables."""
+    """The codes uint64 ``(3, 4096)`` (bit-reversed, for ``encode``) of three length tables."""
     codes = np.zeros((TABLES, SYMBOLS), np.uint64)
     for k in range(TABLES):
         codes[k] = _canonical(lengths[k])
-    return codes, lengths
+    return codes
 
 
 @njit(cache=True, nogil=True)
@@ -196,6 +196,9 @@ def dt_extra() -> np.ndarray:
             table[:, DT_DIRECT + (k - 7) * 4 + sub] = ((4 | sub) << (k - 2), k - 2)
     table[1, ESCAPE] = 64
     return table
+
+
+DT_TABLE = dt_extra()
 
 
 @njit(cache=True, nogil=True)
@@ -317,7 +320,7 @@ def decode(words, bit0, segs, reset, s0, s1, tables, p_bits, dt_table, t_first, 
     ends where the next one's dt stream starts. ``words``: the bytes from byte ``bit0 // 8`` on
     as uint64, with at least 4 zero words after segment ``s1 - 1``'s end. ``reset[s]`` is 1 when
     segment ``s`` starts a sample (``t`` counts from 0). Block ``k`` is coded with
-    ``tables[k]`` (``decoder``) and ``p_bits[k]`` polarity bits; ``dt_table``: ``dt_extra()``.
+    ``tables[k]`` (``decoder``) and ``p_bits[k]`` polarity bits; ``dt_table``: ``DT_TABLE``.
     With ``has_first``, the first row's ``t`` is ``t_first`` (a read that starts inside a sample).
 
     Returns ``(status, segment)``: ``OK`` or the first problem (``BAD_CODE``: bits that start no
@@ -450,7 +453,7 @@ def encode_block(ev: np.ndarray, counts: np.ndarray, first_row: int, rows_per_se
     n = ev.shape[0]
     p_bits = int(ev["p"].max()).bit_length() if n else 0
     lengths = np.stack([code_lengths(h) for h in symbol_counts(ev, counts, p_bits)])
-    codes, _ = encoder(lengths)
+    codes = encoder(lengths)
     R = int(rows_per_segment)
     most = counts.shape[0] + n // R + 1
     out = np.empty(20 * n + 3 * most, np.uint8)

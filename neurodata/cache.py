@@ -734,9 +734,6 @@ def _assemble_kernel(dt, words, out):
         out[i]["p"] = words[i, 2]
 
 
-_DT_TABLE = _huffman.dt_extra()
-
-
 def _pread_into(fd: int, buf: np.ndarray, offset: int) -> int:
     """Read ``len(buf)`` bytes at ``offset`` into the uint8 array ``buf``; return the count read."""
     if hasattr(os, "preadv"):  # Linux, BSDs: straight into buf
@@ -794,7 +791,7 @@ class _HuffmanReader:
                                  "(`neurodata cache rm`) to rebuild")
         out = np.empty(rows, EVENT_DTYPE)
         status, s = _huffman.decode(words, b0 * 8, self.segs, self.reset, s0, s1, self.tables, self.p_bits,
-                                    _DT_TABLE, 0 if t_first is None else int(t_first), t_first is not None,
+                                    _huffman.DT_TABLE, 0 if t_first is None else int(t_first), t_first is not None,
                                     *self.sizes, out)
         if status != _huffman.OK:
             raise CacheError(f"{self.path}: {what} does not decode (segment {s}, status {status}); the file "

@@ -17,7 +17,7 @@ from hypothesis.extra import numpy as hnp
 from neurodata import _huffman as hf
 from neurodata.events import EVENT_DTYPE, make_events
 
-DT_TABLE = hf.dt_extra()
+DT_TABLE = hf.DT_TABLE
 
 
 def _encode(samples, rows_per_segment):
