@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import h5py
 import numpy as np
 from isal import isal_zlib
 
-__all__ = ["ChunkAppender", "StagedAppender", "default_threads", "read_chunks"]
+__all__ = ["ChunkAppender", "StagedAppender", "default_threads", "inflate_chunk", "read_chunks", "shuffle_deflate_rows"]
 
 
 def default_threads() -> int:
@@ -46,26 +47,53 @@ def _encode(block: np.ndarray, level: int) -> bytes:
 
 
 def read_chunks(ds, k0: int, k1: int) -> np.ndarray:
-    """Rows of chunks ``k0..k1-1`` of the 1-D shuffle + deflate dataset ``ds``, ``(k1 - k0) * C``
-    of them (``C`` rows per chunk; the last chunk's padding included), inflated by ISA-L outside
-    h5py (which holds its lock only for each ``read_direct_chunk``), so threads inflate in parallel.
+    """Rows of chunks ``k0..k1-1`` of the shuffle + deflate dataset ``ds`` (chunked along axis 0
+    only), ``(k1 - k0) * C`` of them (``C`` rows per chunk; the last chunk's padding included),
+    inflated by ISA-L outside h5py (which holds its lock only for each ``read_direct_chunk``), so
+    threads inflate in parallel; shape ``((k1 - k0) * C, *ds.shape[1:])``.
 
     Raises ``OSError`` for a chunk stored with other filters, or one that does not inflate (to a
     full chunk): a damaged file.
     """
-    c, item = ds.chunks[0], ds.dtype.itemsize
-    out = np.empty((k1 - k0) * c, ds.dtype)
-    planes = out.view(np.uint8).reshape(k1 - k0, c, item)
+    c = ds.chunks[0]
+    out = np.empty(((k1 - k0) * c, *ds.shape[1:]), ds.dtype)
+    flat = out.reshape(k1 - k0, -1)
+    zeros = (0,) * (ds.ndim - 1)
     for j, k in enumerate(range(k0, k1)):
-        mask, raw = ds.id.read_direct_chunk((k * c,))
-        try:
-            data = isal_zlib.decompress(raw) if mask == 0 else b""
-        except isal_zlib.error as e:
-            raise OSError(f"chunk {k} of {ds.name} does not inflate ({e})") from None
-        if len(data) != c * item:
-            raise OSError(f"chunk {k} of {ds.name} is not a full shuffle + deflate chunk (filter mask {mask})")
-        planes[j] = np.frombuffer(data, np.uint8).reshape(item, c).T
+        inflate_chunk(ds, (k * c, *zeros), ds.dtype, flat.shape[1], out=flat[j])
     return out
+
+
+def inflate_chunk(ds, corner: tuple, dtype: np.dtype, items: int, out=None) -> np.ndarray:
+    """The ``items`` values (1-D, ``dtype``) of the shuffle + deflate chunk of ``ds`` at
+    ``corner``, written into ``out`` when given (else a new array, read-only when one byte each);
+    ``OSError`` when the chunk was stored otherwise or does not inflate to a full chunk (a
+    damaged file)."""
+    mask, raw = ds.id.read_direct_chunk(corner)
+    item = dtype.itemsize
+    try:
+        data = isal_zlib.decompress(raw, 15, items * item) if mask == 0 else b""
+    except isal_zlib.error as e:
+        raise OSError(f"chunk at {corner} of {ds.name} does not inflate ({e})") from None
+    if len(data) != items * item:
+        raise OSError(f"chunk at {corner} of {ds.name} is not a full shuffle + deflate chunk (filter mask {mask})")
+    planes = np.frombuffer(data, np.uint8).reshape(item, items)
+    if out is None:
+        if item == 1:
+            return planes[0].view(dtype)
+        out = np.empty(items, dtype)
+    out.view(np.uint8).reshape(items, item)[...] = planes.T
+    return out
+
+
+def shuffle_deflate_rows(ds) -> bool:
+    """True when ``read_chunks`` can read ``ds``: chunked along axis 0 only, filters exactly
+    shuffle then deflate (what ``ChunkAppender`` writes)."""
+    if ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]):
+        return False
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    return filters == [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]
 
 
 def _encode_group(rows: np.ndarray, c: int, level: int) -> list[bytes]:

@@ -573,6 +573,66 @@ def test_frames_dtype_attribute_checked(tmp_path):
     assert "schema version 1" in check_cache(store.path, kind="frames")
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=8), st.integers(1, 6), st.booleans())
+def test_frames_direct_read_equals_h5py(lengths, chunk_rows, wide):
+    """The store inflates the chunks holding a sample itself (ISA-L); whatever the chunking (one
+    chunk per sample, samples across chunk edges, empty samples) and the stored width (uint8, or
+    uint16 whose bytes the shuffle filter split), it returns what h5py reads, which is what was
+    written."""
+    rng = np.random.default_rng(len(lengths) * 7 + chunk_rows)
+    top = 1000 if wide else 200
+    samples = [(rng.integers(0, top, (T, 2, 3, 4)).astype(np.float32), i, {}) for i, T in enumerate(lengths)]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f.h5"
+        write_frames_cache(path, samples, key="k", frame_shape=(2, 3, 4), dtype=np.float32, params={},
+                           semantics_version="1", chunk_bytes=chunk_rows * 2 * 3 * 4 * 4)
+        store = FramesStore(path, key="k")
+        store._file()
+        wide = any(fr.size and fr.max() > 255 for fr, _, _ in samples)
+        assert store._chunk is not None and store._ds.dtype == (np.uint16 if wide else np.uint8)
+        for i, (ref, label, _) in enumerate(samples):
+            a, b = int(store.offsets[i]), int(store.offsets[i + 1])
+            got, got_label = store[i]
+            assert np.array_equal(got, ref) and np.array_equal(store._ds[a:b], ref) and got_label == label
+        store.close()
+
+
+def test_frames_other_filters_read_through_h5py(tmp_path):
+    """A frames dataset stored other than shuffle + deflate (here rewritten without filters, as
+    ``h5repack`` can) is read through h5py, with the same result."""
+    samples = frames_samples()
+    store = _frames_file(tmp_path / "f.h5", samples, np.float32)
+    store.close()
+    with h5py.File(store.path, "a") as f:
+        data = f["frames"][:]
+        del f["frames"]
+        f.create_dataset("frames", data=data, chunks=(3, *data.shape[1:]))
+    store = FramesStore(store.path, key="k")
+    store._file()
+    assert store._chunk is None
+    for i, (ref, label, _) in enumerate(samples):
+        assert np.array_equal(store[i][0], ref) and store[i][1] == label
+
+
+def test_damaged_frames_chunk(tmp_path):
+    """A damaged frames chunk raises CacheError (zlib's checksum), naming the sample."""
+    rng = np.random.default_rng(5)
+    samples = [(rng.integers(0, 9, (4, 2, 8, 8)).astype(np.float32), i, {}) for i in range(3)]
+    path = tmp_path / "f.h5"
+    write_frames_cache(path, samples, key="k", frame_shape=(2, 8, 8), dtype=np.float32, params={},
+                       semantics_version="1", chunk_bytes=4 * 2 * 8 * 8 * 4)  # one chunk per sample
+    with h5py.File(path) as f:
+        info = f["frames"].id.get_chunk_info(1)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + 2)
+        fh.write(b"\x00\xff" * (info.size // 2 - 1))
+    store = FramesStore(path, key="k")
+    with pytest.raises(CacheError, match="sample 1 cannot be read.*damaged"):
+        store[1]
+    assert np.array_equal(store[0][0], samples[0][0]) and np.array_equal(store[2][0], samples[2][0])
+
+
 # --- readers in other processes ------------------------------------------------------------------
 def identity(x):
     return x
