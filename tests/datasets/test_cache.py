@@ -142,6 +142,41 @@ def test_round_trip_property(samples, chunk, compression):
         assert sorted(os.listdir(d)) == ["c.h5"]  # no staging file left
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=6))
+def test_string_metadata_round_trip(names):
+    """String metadata comes back as written (fixed-length UTF-8: non-ASCII and empty strings
+    included); a NUL, which HDF5 strings cannot hold, is refused when the sample is appended."""
+    samples = [(np.zeros(0, EVENT_DTYPE), 0, {"source": name, "t_offset": 0}) for name in names]
+    with tempfile.TemporaryDirectory() as d:
+        bad = next((i for i, name in enumerate(names) if "\0" in name), None)
+        if bad is not None:
+            with pytest.raises(ValueError, match=f"sample {bad}: metadata 'source' holds a NUL"):
+                build_events(Path(d) / "c.h5", samples)
+            return
+        build_events(Path(d) / "c.h5", samples)
+        store = EventsStore(Path(d) / "c.h5")
+        assert list(store.meta("source")) == names
+        store.close()
+
+
+def test_index_tables_compressed(tmp_path):
+    """Index tables of 4 KiB and more (offsets, labels, segment and time indexes, metadata) are
+    stored with shuffle + gzip, which h5py alone reads; smaller ones stay contiguous."""
+    samples = [(ev, label, {"source": f"Train/{i:05d}.bin", "t_offset": i}) for i, (ev, label, _)
+               in enumerate(make_samples(600, seed=2))]
+    build_events(tmp_path / "c.h5", samples)
+    with h5py.File(tmp_path / "c.h5") as f:
+        for name in ("offsets", "labels", "meta/source", "meta/t_offset", "events/segments",
+                     "time_index/t_min", "time_index/chunk_t"):
+            ds = f[name]
+            assert (ds.compression == "gzip" and ds.shuffle) == (ds.size * ds.dtype.itemsize >= 4096), name
+        assert f["offsets"].compression == "gzip" and f["events/block_p_bits"].compression is None
+        assert h5py.check_string_dtype(f["meta/source"].dtype).length == len("Train/00000.bin")
+        assert list(f["meta/source"].asstr()[:]) == [m["source"] for _, _, m in samples]
+    assert_same(EventsStore(tmp_path / "c.h5"), samples)
+
+
 @COMPRESSION
 def test_wide_values(tmp_path, compression):
     big = np.zeros(3, EVENT_DTYPE)
