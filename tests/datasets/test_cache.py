@@ -545,6 +545,7 @@ def test_frames_stored_narrow_served_exact(tmp_path, dtype):
     assert _stored(store.path) == (np.dtype(np.uint8), FRAMES_SCHEMA_VERSION, np.dtype(dtype).str)
     for i, (fr, _, _) in enumerate(samples):
         _assert_bits_equal(store[i][0], fr, dtype)
+        assert store[i][0].flags.writeable  # also when served as stored (no cast to copy the bytes)
     if np.dtype(dtype).itemsize < 2:
         return
     # a later sample needing 16 bits widens everything written before
