@@ -317,7 +317,7 @@ class _Writer:
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
         self.path = Path(path)
-        self.f = h5py.File(self.path, "w", libver=("v110", "latest"))
+        self.f = _open(self.path, "w")
         self.key = key
         self.labels: list[int] = []
         self.meta: dict[str, list] = {"source": [], "t_offset": []}
