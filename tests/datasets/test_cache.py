@@ -625,8 +625,8 @@ def test_frames_direct_read_equals_h5py(lengths, chunk_rows, wide):
                            semantics_version="1", chunk_bytes=chunk_rows * 2 * 3 * 4 * 4)
         store = FramesStore(path, key="k")
         store._file()
-        wide = any(fr.size and fr.max() > 255 for fr, _, _ in samples)
-        assert store._chunk is not None and store._ds.dtype == (np.uint16 if wide else np.uint8)
+        needs_16_bits = any(fr.size and fr.max() > 255 for fr, _, _ in samples)
+        assert store._chunk is not None and store._ds.dtype == (np.uint16 if needs_16_bits else np.uint8)
         for i, (ref, label, _) in enumerate(samples):
             a, b = int(store.offsets[i]), int(store.offsets[i + 1])
             got, got_label = store[i]
