@@ -31,13 +31,15 @@ def record_layout(path, data_offset: int, record_size: int, fmt: str, warn: bool
     body = max(0, size - data_offset)
     n, rest = divmod(body, record_size)
     if rest and warn:
-        warnings.warn(
-            f"{os.fspath(path)}: {fmt} file ends with a partial record of {rest} bytes at byte "
-            f"{data_offset + n * record_size} ({record_size}-byte records); it was ignored",
-            UserWarning,
-            stacklevel=3,
-        )
+        warn_partial_record(os.fspath(path), fmt, data_offset + n * record_size, rest, record_size)
     return n, rest
+
+
+def warn_partial_record(label: str, fmt: str, offset: int, rest: int, record_size: int) -> None:
+    """The ``UserWarning`` of a trailing partial record of ``rest`` bytes at byte ``offset`` of
+    ``label`` (a path, or the name of an in-memory file), attributed to the reader's caller."""
+    warnings.warn(f"{label}: {fmt} file ends with a partial record of {rest} bytes at byte {offset} "
+                  f"({record_size}-byte records); it was ignored", UserWarning, stacklevel=4)
 
 
 def iter_windows(path, data_offset: int, record_size: int, n_records: int,

@@ -22,7 +22,7 @@ from numba.extending import intrinsic
 from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, empty_events
 from ._base import FileInfo, atomic_write
 from . import _records
-from ._records import Workers, iter_windows, record_layout, shrink
+from ._records import Workers, iter_windows, record_layout, shrink, warn_partial_record
 from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
 NAME = "nmnist"
@@ -188,6 +188,23 @@ def read_nmnist(path, *, threads=None) -> np.ndarray:
         for _, view in iter_windows(path, 0, RECORD_SIZE, n):  # one window: read, not mapped
             pos += view.size // RECORD_SIZE - _decode_window(workers, view, out, pos, 0)
     return shrink(out, pos)
+
+
+def decode(data, *, source=None, threads=None) -> np.ndarray:
+    """:func:`read_nmnist` for a whole file already in memory (bytes-like, e.g. an archive
+    member); a partial last record is ignored with a warning naming ``source`` (default
+    ``<buffer>``). Archive builds call it for every member: a temporary file per member cost
+    ~0.23 ms, several times the decoding."""
+    buf = np.frombuffer(data, np.uint8)
+    n, rest = divmod(buf.size, RECORD_SIZE)
+    if rest:
+        warn_partial_record(source or "<buffer>", "N-MNIST", n * RECORD_SIZE, rest, RECORD_SIZE)
+    out = empty_events(n)
+    if n == 0:
+        return out
+    with Workers(threads) as workers:
+        markers = _decode_window(workers, buf[:n * RECORD_SIZE], out, 0, 0)
+    return shrink(out, n - markers)
 
 
 def _read_mapped(path, n, workers) -> np.ndarray:

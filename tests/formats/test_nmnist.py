@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neurodata
+from neurodata import formats
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.formats import _records, detect_format, iter_events, nmnist
 from tests.helpers import column_digests, event_arrays
@@ -91,6 +92,7 @@ def test_generated_files_match_reference(tmp_path, small_chunks, seed, threads):
     path.write_bytes(data)
     ref = reference_decode(data)
     np.testing.assert_array_equal(nmnist.read_nmnist(path, threads=threads), ref)
+    np.testing.assert_array_equal(nmnist.decode(data, threads=threads), ref)  # in memory, same chunking
     blocks = list(nmnist.iter_blocks(path, 5 * 97, threads=threads))  # markers carry across blocks
     np.testing.assert_array_equal(np.concatenate(blocks), ref)
     assert nmnist.inspect(path).event_count == ref.size
@@ -137,6 +139,23 @@ def test_trailing_partial_record_warns_and_decodes_whole_records(tmp_path):
     with pytest.warns(UserWarning, match=r"cut\.bin.*partial record of 3 bytes at byte 250"):
         ev = neurodata.read(path)
     np.testing.assert_array_equal(ev, reference_decode(data))
+
+
+def test_decode_in_memory(monkeypatch):
+    """``read_bytes`` decodes an archive member in memory (no temporary file); a partial last
+    record warns with the source's name."""
+    data = random_records(np.random.default_rng(3), 700, marker_rate=0.02)
+
+    def no_file(*a, **k):
+        raise AssertionError("read_bytes went through a temporary file")
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", no_file)
+    np.testing.assert_array_equal(formats.read_bytes(data, "nmnist"), reference_decode(data))
+    with pytest.warns(UserWarning, match=r"Train/1/00001\.bin: N-MNIST file ends with a partial record of 2 bytes at byte 3500"):
+        ev = nmnist.decode(data + b"\x00\x01", source="Train/1/00001.bin")
+    np.testing.assert_array_equal(ev, reference_decode(data))
+    with pytest.warns(UserWarning, match=r"<buffer>: N-MNIST"):
+        assert nmnist.decode(b"\x00").size == 0
+    assert nmnist.decode(b"").size == 0 and nmnist.decode(bytearray(data)).size == reference_decode(data).size
 
 
 def test_zero_length_file_is_zero_events(tmp_path):
@@ -241,6 +260,8 @@ def test_arbitrary_bytes_decode_like_reference(tmp_path_factory, data, block_rec
         warnings.simplefilter("ignore")
         ev = nmnist.read_nmnist(path)
         blocks = list(nmnist.iter_blocks(path, 5 * block_records))
+        in_memory = formats.read_bytes(data, "nmnist")
     ref = reference_decode(data)
     np.testing.assert_array_equal(ev, ref)
+    np.testing.assert_array_equal(in_memory, ref)
     np.testing.assert_array_equal(np.concatenate(blocks) if blocks else ref[:0], ref)
