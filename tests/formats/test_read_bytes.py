@@ -1,0 +1,45 @@
+"""neurodata.formats.read_bytes: an archive member decoded in memory equals ``read`` of the file."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import neurodata
+from neurodata import formats
+from neurodata.errors import FormatError
+from tests.helpers import random_events
+
+CASES = [("nmnist", (34, 34, 2), {}), ("aedat2", (128, 128, 2), {"chip": "dvs128"}),
+         ("aedat31", (128, 128, 2), {}), ("aedat4", (640, 480, 2), {}), ("dat", (304, 240, 2), {}),
+         ("evt2", (640, 480, 2), {}), ("evt3", (640, 480, 2), {})]
+
+
+@pytest.mark.parametrize("fmt, sensor, options", CASES)
+@pytest.mark.parametrize("n", [0, 1, 5000])
+def test_read_bytes_equals_read(tmp_path, fmt, sensor, options, n):
+    ev = random_events(n, sensor, duration_us=2_000_000, seed=n)
+    path = tmp_path / f"f.{fmt}"
+    neurodata.write(path, ev, fmt, sensor_size=sensor)
+    ref = formats._module(fmt).read(path, **options)
+    for data in (path.read_bytes(), bytearray(path.read_bytes()), memoryview(path.read_bytes())):
+        got = formats.read_bytes(data, fmt, **options)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd_create is Linux-only")
+def test_read_bytes_leaves_no_file(tmp_path, monkeypatch):
+    """Formats without an in-memory decoder go through an anonymous in-memory file (no named
+    temporary file), closed afterwards, also when decoding fails."""
+    def no_file(*a, **k):
+        raise AssertionError("read_bytes made a named temporary file")
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", no_file)
+    ev = random_events(100, (128, 128, 2), seed=1)
+    neurodata.write(tmp_path / "a.aedat", ev, "aedat2", sensor_size=(128, 128, 2))
+    data = (tmp_path / "a.aedat").read_bytes()
+    before = set(os.listdir("/proc/self/fd"))
+    assert np.array_equal(formats.read_bytes(data, "aedat2", chip="dvs128"), ev)
+    with pytest.raises(FormatError, match="no AEDAT header"):
+        formats.read_bytes(b"not an AEDAT file", "aedat2")
+    assert set(os.listdir("/proc/self/fd")) == before
