@@ -43,3 +43,19 @@ def test_read_bytes_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(FormatError, match="no AEDAT header"):
         formats.read_bytes(b"not an AEDAT file", "aedat2")
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_read_bytes_large_member_through_a_file(tmp_path, monkeypatch):
+    """Above ``MEMFD_BYTES`` the bytes go to a temporary file instead (no second copy in memory)."""
+    monkeypatch.setattr(formats, "MEMFD_BYTES", 64)
+    ev = random_events(300, (128, 128, 2), seed=2)
+    neurodata.write(tmp_path / "b.aedat", ev, "aedat2", sensor_size=(128, 128, 2))
+    made = []
+    real = __import__("tempfile").NamedTemporaryFile
+
+    def spy(*a, **k):
+        made.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", spy)
+    assert np.array_equal(formats.read_bytes((tmp_path / "b.aedat").read_bytes(), "aedat2", chip="dvs128"), ev)
+    assert made == [1]
