@@ -46,6 +46,21 @@ def test_ncars_fetch_cache_load(http_server, tmp_path):
     assert len(cls(root=root, split="all")) == 12
 
 
+def test_ncars_damaged_member_named(http_server, tmp_path):
+    """A member that does not decode stops the build with a FormatError naming that member (not
+    the in-memory file it went through); nothing is cached."""
+    files, expected = b.ncars_archives(tmp_path)
+    bad = expected["train"][1][0]
+    members = {name: ev for name, ev, _ in expected["train"]}
+    raw = {name: b._bin(ev, "dat", tmp_path) for name, ev in members.items()}
+    raw[bad] = b"% Data file containing CD events.\n% Version 2\n\x0c"  # ends inside an event
+    files["n-cars_train.zip"] = b.zip_bytes(raw)
+    cls = _mini(NCARS, http_server, tmp_path, files)
+    with pytest.raises(FormatError, match=rf"^{bad} at byte 46: DAT file ends inside"):
+        cls(root=tmp_path / "root", split="train")
+    assert not list((tmp_path / "root").rglob("*.h5"))
+
+
 def test_ncars_manual_instructions_and_source(tmp_path):
     with pytest.raises(DownloadError) as e:
         NCARS(root=tmp_path / "root", split="train")

@@ -59,3 +59,18 @@ def test_read_bytes_large_member_through_a_file(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.NamedTemporaryFile", spy)
     assert np.array_equal(formats.read_bytes((tmp_path / "b.aedat").read_bytes(), "aedat2", chip="dvs128"), ev)
     assert made == [1]
+
+
+@pytest.mark.parametrize("fmt, data, match", [
+    ("aedat2", b"not an AEDAT file", "no AEDAT header"),          # through an in-memory file
+    ("aedat31", b"#!AER-DAT3.1\r\n#!END-HEADER\r\n\x01\x00", "truncated|packet header|ends"),  # decode
+])
+def test_read_bytes_errors_name_the_source(fmt, data, match):
+    """A FormatError names ``source`` (the archive member), else ``<buffer>``: never the temporary
+    file the bytes went through."""
+    with pytest.raises(FormatError, match=rf"^Train/cat_7\.aedat( at byte \d+)?: .*({match})") as info:
+        formats.read_bytes(data, fmt, source="Train/cat_7.aedat")
+    assert info.value.path == "Train/cat_7.aedat"
+    with pytest.raises(FormatError, match=r"^<buffer>") as info:
+        formats.read_bytes(data, fmt)
+    assert info.value.path is None
