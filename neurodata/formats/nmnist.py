@@ -183,11 +183,18 @@ def read_nmnist(path, *, threads=None) -> np.ndarray:
     with Workers(threads) as workers:
         if n * RECORD_SIZE > _records.WINDOW_BYTES:
             return _read_mapped(path, n, workers)
-        out = empty_events(n)
-        pos = 0
-        for _, view in iter_windows(path, 0, RECORD_SIZE, n):  # one window: read, not mapped
-            pos += view.size // RECORD_SIZE - _decode_window(workers, view, out, pos, 0)
-    return shrink(out, pos)
+        # one window: read, not mapped (none when the file is empty or shrank since measured)
+        view = next((v for _, v in iter_windows(path, 0, RECORD_SIZE, n)), np.zeros(0, np.uint8))
+        return _decode_records(view, workers)
+
+
+def _decode_records(buf, workers) -> np.ndarray:
+    """The events of the whole 5-byte records at the start of ``buf`` (uint8), in one window."""
+    n = buf.size // RECORD_SIZE
+    out = empty_events(n)
+    if n:
+        n -= _decode_window(workers, buf[:n * RECORD_SIZE], out, 0, 0)
+    return shrink(out, n)
 
 
 def decode(data, *, source=None, threads=None) -> np.ndarray:
@@ -199,12 +206,8 @@ def decode(data, *, source=None, threads=None) -> np.ndarray:
     n, rest = divmod(buf.size, RECORD_SIZE)
     if rest:
         warn_partial_record(source or "<buffer>", "N-MNIST", n * RECORD_SIZE, rest, RECORD_SIZE)
-    out = empty_events(n)
-    if n == 0:
-        return out
     with Workers(threads) as workers:
-        markers = _decode_window(workers, buf[:n * RECORD_SIZE], out, 0, 0)
-    return shrink(out, n - markers)
+        return _decode_records(buf, workers)
 
 
 def _read_mapped(path, n, workers) -> np.ndarray:
