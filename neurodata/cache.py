@@ -14,6 +14,7 @@ The schema (readable with h5py alone) is documented in ``docs/cache.md``.
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import json
 import os
 import secrets
@@ -35,7 +36,7 @@ from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
 
 __all__ = ["SCHEMA_VERSION", "FRAMES_SCHEMA_VERSION", "COMPRESSIONS", "cache_root", "content_key", "frames_key",
-           "check_cache", "get_or_build", "temporary_path", "remove_stale_temporaries", "publish", "EventsWriter",
+           "check_cache", "get_or_build", "open_store", "temporary_path", "remove_stale_temporaries", "publish", "EventsWriter",
            "write_events_cache", "EventsStore", "FramesWriter", "write_frames_cache", "FramesStore"]
 
 SCHEMA_VERSION = 2  # of events caches; 2: the "huffman" layout (default), the compression attribute
@@ -217,13 +218,28 @@ def check_cache(path, key=None, kind: str = "events") -> str | None:
     stale key, inconsistent shapes), or None when it is a complete cache file."""
     if kind not in FORMATS:
         raise ValueError(f"kind must be one of {tuple(FORMATS)}, got {kind!r}")
+    with _checked_file(path, key, kind) as (_, reason):
+        return reason
+
+
+@contextlib.contextmanager
+def _checked_file(path, key, kind: str):
+    """``(open h5py file or None, reason or None)`` for ``check_cache``'s verdict on ``path``; the
+    file stays open inside the ``with`` block, so a store reads what was checked without a second open."""
     if not os.path.exists(path):
-        return "missing"
+        yield None, "missing"
+        return
     try:
-        with _open(path) as f:
-            return _check_open_file(f, kind, key)
+        f = _open(path)
     except Exception as e:  # h5py raises OSError/KeyError/ValueError on damaged files
-        return f"unreadable ({type(e).__name__}: {e})"
+        yield None, f"unreadable ({type(e).__name__}: {e})"
+        return
+    with f:
+        try:
+            reason = _check_open_file(f, kind, key)
+        except Exception as e:
+            reason = f"unreadable ({type(e).__name__}: {e})"
+        yield f, reason
 
 
 def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: float | None = None) -> Path:
@@ -256,6 +272,16 @@ def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: f
             tmp.unlink(missing_ok=True)
             raise
     return path
+
+
+def open_store(store_cls, path, key: str, build):
+    """``store_cls(path, key)`` (``EventsStore`` or ``FramesStore``); when that file cannot be
+    served, ``get_or_build(path, key, build)`` first. A servable file is opened and checked once."""
+    try:
+        return store_cls(path, key)
+    except CacheError:
+        get_or_build(path, key, build, kind=store_cls.kind)
+        return store_cls(path, key)
 
 
 def temporary_path(path) -> Path:
@@ -690,22 +716,33 @@ class _Store:
         self.key = key
         self._h5 = None
         self._pid = None
-        reason = check_cache(self.path, key, self.kind)
-        if reason is not None:
-            raise CacheError(f"{self.path} cannot be served: {reason}. Delete it (`neurodata cache rm`) "
-                             "or let the dataset rebuild it")
-        with _open(self.path) as f:
-            self.offsets = f["offsets"][:]
-            self.labels = f["labels"][:]
-            a = f.attrs
+        with _checked_file(self.path, key, self.kind) as (f, reason):  # one open: checked, then read
+            if reason is not None:
+                raise CacheError(f"{self.path} cannot be served: {reason}. Delete it (`neurodata cache rm`) "
+                                 "or let the dataset rebuild it")
             try:
+                self.offsets = f["offsets"][:]
+                self.labels = f["labels"][:]
+                a = f.attrs
                 self.attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
                 self.class_names = tuple(_attr_str(c) for c in a["class_names"])
                 self.source_checksums = json.loads(_attr_str(a["source_checksums"]))
                 self.extra = json.loads(_attr_str(a["extra"]))
+                self._load(f)
             except (KeyError, ValueError, TypeError, OSError) as e:
-                raise CacheError(f"{self.path} cannot be served: its attributes are damaged ({e}). Delete it "
+                raise CacheError(f"{self.path} cannot be served: it is damaged ({e}). Delete it "
                                  "(`neurodata cache rm`) or let the dataset rebuild it") from None
+
+    def _load(self, f) -> None:
+        """Read what a subclass keeps in memory from the checked, open file ``f``."""
+
+    @classmethod
+    def open_or_build(cls, path, key: str, samples, **writer_options):
+        """The store of ``path``, first built by ``get_or_build`` when it cannot be served as it is;
+        ``samples`` is a zero-argument callable, called only for a build, whose samples go to
+        ``write_events_cache`` / ``write_frames_cache`` (``cls.kind``) with ``writer_options``."""
+        write = write_events_cache if cls.kind == "events" else write_frames_cache
+        return open_store(cls, path, key, lambda tmp: write(tmp, samples(), key=key, **writer_options))
 
     def _file(self):
         if self._h5 is None or self._pid != os.getpid():
@@ -849,18 +886,19 @@ class EventsStore(_Store):
     def __init__(self, path, key: str | None = None):
         super().__init__(path, key)
         self.sensor_size = tuple(int(v) for v in self.attrs["sensor_size"])
-        self.t_min = self.t_max = self.t_sorted = None
         self._chunk_t = None
         self.layout = _attr_str(self.attrs["compression"])  # "huffman", "gzip" or "none"
         self._hf = self._hf_pid = None
-        with _open(self.path) as f:
-            if "time_index" in f:
-                g = f["time_index"]
-                self._rows_per_entry = int(g.attrs["rows_per_entry"])
-                self.t_min, self.t_max = g["t_min"][:], g["t_max"][:]
-                self.t_sorted = g["sorted"][:].astype(bool)
-            self.has_annotations = "annotations" in f
-            self._ann_offsets = f["annotations/offsets"][:] if self.has_annotations else None
+
+    def _load(self, f) -> None:
+        self.t_min = self.t_max = self.t_sorted = None
+        if "time_index" in f:
+            g = f["time_index"]
+            self._rows_per_entry = int(g.attrs["rows_per_entry"])
+            self.t_min, self.t_max = g["t_min"][:], g["t_max"][:]
+            self.t_sorted = g["sorted"][:].astype(bool)
+        self.has_annotations = "annotations" in f
+        self._ann_offsets = f["annotations/offsets"][:] if self.has_annotations else None
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -1034,13 +1072,6 @@ class EventsStore(_Store):
         t = values.fields("t")[:] if values.shape[0] else np.zeros(0, np.int64)
         return np.asarray(t, dtype=np.int64), self._ann_offsets
 
-    @classmethod
-    def open_or_build(cls, path, key: str, samples, **writer_options) -> "EventsStore":
-        """``get_or_build`` with ``write_events_cache(tmp, samples(), key=key, **writer_options)``;
-        ``samples`` is a zero-argument callable, called only when a build is needed."""
-        get_or_build(path, key, lambda tmp: write_events_cache(tmp, samples(), key=key, **writer_options))
-        return cls(path, key)
-
 
 _NARROW = (np.dtype(np.uint8), np.dtype("<u2"))  # frames storage narrower than the served dtype
 
@@ -1173,10 +1204,3 @@ class FramesStore(_Store):
         except OSError as e:
             raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
                              "delete it (`neurodata cache rm`) to rebuild") from None
-
-    @classmethod
-    def open_or_build(cls, path, key: str, samples, **writer_options) -> "FramesStore":
-        """As ``EventsStore.open_or_build`` with ``write_frames_cache``."""
-        get_or_build(path, key, lambda tmp: write_frames_cache(tmp, samples(), key=key, **writer_options),
-                     kind="frames")
-        return cls(path, key)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .._filelock import FileLock
-from ..cache import (COMPRESSIONS, EventsStore, EventsWriter, cache_root, check_cache, content_key, get_or_build,
+from ..cache import (COMPRESSIONS, EventsStore, EventsWriter, cache_root, check_cache, content_key, open_store,
                      publish, remove_stale_temporaries, temporary_path)
 from ..download import env_mirrors, fetch_resource
 from ..errors import DownloadError
@@ -95,8 +95,7 @@ class EventDataset(torch.utils.data.Dataset):
         self.target_transform = target_transform
         self.root = cache_root(root) / self.recipe.name
         self._mirror, self._source, self._download, self._verify = mirror, source, download, verify
-        get_or_build(self.cache_path, self.cache_key, self._build)
-        self.store = EventsStore(self.cache_path, self.cache_key)
+        self.store = open_store(EventsStore, self.cache_path, self.cache_key, self._build)
 
     # -- what subclasses provide -----------------------------------------------------------
     def _check_options(self, **options) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..cache import FramesStore, frames_key
-from ..events import EVENT_DTYPE
+from ..functional.frames import check_frame_dtype
 
 __all__ = ["FramesDataset", "FRAMES_SEMANTICS"]
 
@@ -37,7 +37,7 @@ class FramesDataset(torch.utils.data.Dataset):
         key = frames_key(self.params, FRAMES_SEMANTICS, events_dataset.cache_key)
         path = events_dataset.root / f"frames-{events_dataset.variant}-{key[:12]}.h5"
         W, H, P = events_dataset.sensor_size
-        dtype = self.to_frame(np.empty(0, EVENT_DTYPE)).dtype
+        dtype = check_frame_dtype(self.to_frame.dtype)  # to_frame's output dtype (no kernel run: no numba load)
         # one HDF5 chunk per sample when every sample has the same T: a read inflates only its own frames
         fixed_t = next((int(self.params[k]) for k in ("frames_number", "n_time_bins", "n_event_bins")
                         if self.params.get(k) is not None), None)

@@ -478,6 +478,24 @@ def test_invalid_file_detected_and_rebuilt(tmp_path, how, compression):
     assert_same(EventsStore(path, "k"), samples)
 
 
+def test_store_opens_its_file_once(tmp_path, monkeypatch):
+    """A store checks and reads its file in one open (it used to open it three times: the check,
+    the index, the time index), and ``open_or_build`` serves a good file without a build."""
+    import neurodata.cache as cache
+
+    samples = make_samples(5)
+    path = tmp_path / "c.h5"
+    build_events(path, samples)
+    opened, real = [], cache._open
+    monkeypatch.setattr(cache, "_open", lambda p, mode="r": opened.append(mode) or real(p, mode))
+    store = EventsStore(path, "k")
+    assert opened == ["r"] and store.t_min is not None and not store.has_annotations
+    opened.clear()
+    store = EventsStore.open_or_build(path, "k", lambda: pytest.fail("built again"), sensor_size=SENSOR)
+    assert opened == ["r"]
+    assert_same(store, samples)
+
+
 def test_stale_key_not_served(tmp_path):
     old, new = make_samples(4, seed=1), make_samples(6, seed=2)
     path = tmp_path / "c.h5"

@@ -3,10 +3,13 @@
 documented in docs/datasets.md."""
 import numpy as np
 import pytest
+import torch
 
 from neurodata import ChecksumError, DownloadError
 from neurodata.datasets import CIFAR10DVS, DVSGesture, NCaltech101, NMNIST
+from neurodata.datasets.frames import FramesDataset
 from neurodata.datasets.nmnist import stabilize
+from neurodata.transforms import ToFrame
 from tests.datasets.builders import (caltech_archive, cifar_archives, gesture_archive, mini_class,
                                      nmnist_archives, zip_bytes)
 
@@ -43,6 +46,22 @@ def test_nmnist_fetch_cache_load(nmnist_setup):
     assert len(again) == 20 and len(server.log) == n_requests
     both = cls(root=root, split="all")
     assert len(both) == 40 and list(both.targets[20:]) == [d for _, _, d in expected["test"]]
+
+
+def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, monkeypatch):
+    cls, _, _, root = nmnist_setup
+    events = cls(root=root, split="train")
+    params = dict(frames_number=4, split_by="number")
+    ds, ds8 = FramesDataset(events, params), FramesDataset(events, {**params, "dtype": "uint8"})
+    to_frame = ToFrame(events.sensor_size, **params)
+    for i in range(len(events)):
+        frames, label = ds[i]
+        assert frames.dtype == torch.float32 and label == events[i][1]
+        assert np.array_equal(frames.numpy(), to_frame(events[i][0]))
+        assert ds8[i][0].dtype == torch.uint8 and torch.equal(ds8[i][0].float(), frames)
+    monkeypatch.setattr(ToFrame, "__call__", lambda self, ev: pytest.fail("frames computed again"))
+    again = FramesDataset(events, params)  # served from the cache: ToFrame is not called, not even for its dtype
+    assert again.store.path == ds.store.path and torch.equal(again[3][0], ds[3][0])
 
 
 def test_nmnist_options_change_the_cache(nmnist_setup):
