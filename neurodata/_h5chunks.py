@@ -21,7 +21,8 @@ import h5py
 import numpy as np
 from isal import isal_zlib
 
-__all__ = ["ChunkAppender", "StagedAppender", "default_threads", "inflate_chunk", "read_chunks", "shuffle_deflate_rows"]
+__all__ = ["ChunkAppender", "StagedAppender", "chunk_table", "default_threads", "inflate_chunk", "inflate_raw",
+           "read_chunks", "shuffle_deflate_rows"]
 
 
 def default_threads() -> int:
@@ -66,17 +67,24 @@ def read_chunks(ds, k0: int, k1: int) -> np.ndarray:
 
 def inflate_chunk(ds, corner: tuple, dtype: np.dtype, items: int, out=None) -> np.ndarray:
     """The ``items`` values (1-D, ``dtype``) of the shuffle + deflate chunk of ``ds`` at
-    ``corner``, written into ``out`` when given (else a new array, read-only when one byte each);
-    ``OSError`` when the chunk was stored otherwise or does not inflate to a full chunk (a
-    damaged file)."""
+    ``corner`` (``read_direct_chunk``, then ``inflate_raw``)."""
     mask, raw = ds.id.read_direct_chunk(corner)
+    return inflate_raw(raw if mask == 0 else None, dtype, items, f"chunk at {corner} of {ds.name}", out)
+
+
+def inflate_raw(raw, dtype: np.dtype, items: int, what: str, out=None) -> np.ndarray:
+    """The ``items`` values (1-D, ``dtype``) of a shuffle + deflate chunk from its stored bytes
+    ``raw`` (None: stored with a filter skipped), written into ``out`` when given (else a new
+    array, read-only when one byte each); ``OSError`` naming ``what`` when the chunk does not
+    inflate to a full chunk (a damaged file; zlib's Adler-32 checks the inflated bytes)."""
     item = dtype.itemsize
     try:
-        data = isal_zlib.decompress(raw, 15, items * item) if mask == 0 else b""
+        data = isal_zlib.decompress(raw, 15, items * item) if raw is not None else b""
     except isal_zlib.error as e:
-        raise OSError(f"chunk at {corner} of {ds.name} does not inflate ({e})") from None
+        raise OSError(f"{what} does not inflate ({e})") from None
     if len(data) != items * item:
-        raise OSError(f"chunk at {corner} of {ds.name} is not a full shuffle + deflate chunk (filter mask {mask})")
+        raise OSError(f"{what} is not a full shuffle + deflate chunk"
+                      f"{' (stored with a filter skipped)' if raw is None else ''}")
     planes = np.frombuffer(data, np.uint8).reshape(item, items)
     if out is None:
         if item == 1:
@@ -84,6 +92,26 @@ def inflate_chunk(ds, corner: tuple, dtype: np.dtype, items: int, out=None) -> n
         out = np.empty(items, dtype)
     out.view(np.uint8).reshape(items, item)[...] = planes.T
     return out
+
+
+def chunk_table(ds) -> np.ndarray | None:
+    """``(K, 2)`` int64: the file offset and stored size of each chunk of ``ds`` (chunked along
+    axis 0 only), in row order, or None when a chunk is missing or was stored with a filter
+    skipped. ``K = ceil(len(ds) / rows per chunk)``."""
+    c = ds.chunks[0]
+    table = np.full((-(-ds.shape[0] // c), 2), -1, np.int64)
+    bad = []
+
+    def visit(info):
+        if info.filter_mask:
+            bad.append(info)
+        table[info.chunk_offset[0] // c] = (info.byte_offset, info.size)
+    try:
+        ds.id.chunk_iter(visit)
+    except (AttributeError, NotImplementedError):  # h5py < 3.8 or HDF5 < 1.12.3: one query per chunk
+        for k in range(ds.id.get_num_chunks()):
+            visit(ds.id.get_chunk_info(k))
+    return None if bad or (table < 0).any() else table
 
 
 def shuffle_deflate_rows(ds) -> bool:

@@ -29,8 +29,8 @@ from numba import njit
 
 from . import _huffman
 from ._filelock import FileLock
-from ._h5chunks import (ChunkAppender, StagedAppender, default_threads, inflate_chunk, read_chunks,
-                        shuffle_deflate_rows)
+from ._h5chunks import (ChunkAppender, StagedAppender, chunk_table, default_threads, inflate_chunk, inflate_raw,
+                        read_chunks, shuffle_deflate_rows)
 from ._timeindex import check_time_index, chunk_times, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
@@ -1076,6 +1076,22 @@ class EventsStore(_Store):
 _NARROW = (np.dtype(np.uint8), np.dtype("<u2"))  # frames storage narrower than the served dtype
 
 
+def _chunk_positions(table, frames) -> np.ndarray | None:
+    """The ``frames_chunks`` table when it can be trusted for ``frames``: right shape, its CRC-32
+    attribute matches, and its first and last chunks are where HDF5's chunk index puts them (a
+    file rewritten by a tool such as h5repack moves chunks); else None (reads then ask HDF5)."""
+    c = frames.chunks[0]
+    K = -(-frames.shape[0] // c)
+    data = table[()]
+    if data.shape != (K, 2) or crc32(data.astype("<i8").tobytes()) != int(table.attrs.get("crc32", -1)):
+        return None
+    for k in {0, K - 1} if K else ():
+        info = frames.id.get_chunk_info_by_coord((k * c, *(0,) * (frames.ndim - 1)))
+        if (info.byte_offset, info.size) != tuple(int(v) for v in data[k]) or info.filter_mask:
+            return None
+    return data
+
+
 def _served_dtype(attrs, stored):
     """The dtype a frames file serves (attribute ``dtype``), or None when ``stored`` cannot hold it
     exactly (only itself or a narrower unsigned integer from ``_NARROW`` can)."""
@@ -1147,6 +1163,14 @@ class FramesWriter(_Writer):
         self.rows += frames.shape[0]
         self.offsets.append(self.rows)
 
+    def _finish_file(self, f) -> None:
+        """``frames_chunks``: the file offset and size of every chunk of ``frames``, so that
+        ``FramesStore`` reads a chunk with one ``pread`` instead of a lookup in HDF5's chunk index."""
+        table = chunk_table(f["frames"])
+        if table is not None:
+            _index_dataset(f, "frames_chunks", table)
+            f["frames_chunks"].attrs["crc32"] = crc32(table.astype("<i8").tobytes())
+
 
 def write_frames_cache(path, samples, **options) -> int:
     """Write ``samples`` (iterable of ``(frames, label, meta)``) with ``FramesWriter``; return N."""
@@ -1176,21 +1200,36 @@ class FramesStore(_Store):
     def _bind(self, f) -> None:
         ds = self._ds = f["frames"]
         # geometry for the direct path (h5py's properties cost microseconds per access)
-        self._chunk = (ds.chunks[0], ds.dtype, int(np.prod(ds.chunks)), (0,) * (ds.ndim - 1)) \
-            if shuffle_deflate_rows(ds) else None
+        self._chunk = (ds.chunks[0], ds.dtype, int(np.prod(ds.chunks))) if shuffle_deflate_rows(ds) else None
+        self._where = self._fd = None
+        if self._chunk is not None and "frames_chunks" in f:
+            self._where = _chunk_positions(f["frames_chunks"], ds)
+            self._fd = os.open(self.path, os.O_RDONLY) if self._where is not None else None
 
     def _rows(self, a: int, b: int) -> np.ndarray:
-        """Frames rows ``[a, b)``: the chunks holding them inflated by ISA-L (``inflate_chunk``;
-        h5py's own read of a one-chunk N-MNIST sample took twice as long), else through h5py."""
+        """Frames rows ``[a, b)``: the chunks holding them inflated by ISA-L (``_inflate``; h5py's
+        own read of a one-chunk N-MNIST sample took twice as long), else through h5py."""
         if self._chunk is None or a == b:
             return self._ds[a:b]
-        c, dtype, items, zeros = self._chunk
+        c = self._chunk[0]
         k0, k1 = a // c, -(-b // c)
-        if k1 - k0 == 1:
-            rows = inflate_chunk(self._ds, (k0 * c, *zeros), dtype, items).reshape(c, *self.frame_shape)
-        else:
-            rows = read_chunks(self._ds, k0, k1)
-        return rows[a - k0 * c:b - k0 * c]
+        rows = self._inflate(k0) if k1 - k0 == 1 else np.concatenate([self._inflate(k) for k in range(k0, k1)])
+        return rows.reshape(-1, *self.frame_shape)[a - k0 * c:b - k0 * c]
+
+    def _inflate(self, k: int) -> np.ndarray:
+        """Chunk ``k`` of ``frames``, inflated (1-D, the stored dtype): its bytes read with one
+        ``pread`` at the position ``frames_chunks`` gives, else with ``read_direct_chunk``."""
+        c, dtype, items = self._chunk
+        if self._where is None:
+            return inflate_chunk(self._ds, (k * c, 0, 0, 0), dtype, items)
+        offset, size = self._where[k]
+        return inflate_raw(os.pread(self._fd, int(size), int(offset)), dtype, items, f"chunk {k} of /frames")
+
+    def close(self) -> None:
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = self._where = None
+        super().close()
 
     def __getitem__(self, i):
         i = self._index(i)

@@ -389,7 +389,9 @@ def _same_frames(ours, sj_train: Path) -> str:
 def case_frames_epoch(ctx: Context) -> list[dict]:
     """One shuffled epoch of N-MNIST-sized frames (T = 10) through ``DataLoader(num_workers=2)``:
     ``FramesDataset`` vs SpikingJelly's frames folder and tonic's ``DiskCachedDataset`` holding
-    frames of the same samples (target ≥ 5× each)."""
+    frames of the same samples (target ≥ 5× each). Ours twice: float32 frames (``ToFrame``'s
+    default) and uint8 frames (``ToFrame(dtype="uint8")``, for a cast on the device; the same
+    counts here, checked sample by sample); the peers run once, their rows are in both cases."""
     import torch
 
     from _dataset_peers import SJFramesFolder, spikingjelly_datasets, sj_frames, tonic_frames_cache
@@ -397,45 +399,58 @@ def case_frames_epoch(ctx: Context) -> list[dict]:
 
     samples = ctx.samples("nmnist-sized")
     n, batch = len(samples), 64
+    params = dict(frames_number=10, split_by="number")
     t0 = time.perf_counter()
-    ours = FramesDataset(ctx.nmnist(), dict(frames_number=10, split_by="number"))
+    ours = {"float32": FramesDataset(ctx.nmnist(), params)}
     t_ours_build = time.perf_counter() - t0
+    ours["uint8"] = FramesDataset(ctx.nmnist(), {**params, "dtype": "uint8"})
+    exact = all(torch.equal(ours["uint8"][i][0].float(), ours["float32"][i][0]) for i in range(n))
 
     def epoch(ds):
         loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=2,
                                              generator=torch.Generator().manual_seed(0))
         for _ in loader:
             pass
-    case = f"frames epoch T=10, DataLoader(2 workers, B={batch}) ({n} N-MNIST-sized)"
     reps = min(ctx.repeats, 3)
 
     def row(impl, ds, note):
         t = median_time(lambda: epoch(ds), reps)
-        return dict(case=case, impl=impl, median_s=t, rate=n / t, rate_unit="samples/s", note=note)
-    shape = tuple(ours[0][0].shape)
-    rows = [row("neurodata", ours, f"FramesDataset of NMNIST (events + frames caches built in {t_ours_build:.1f} s), float32"),
-            row("DataLoader alone", _Zeros(n, shape), f"a dataset returning torch.zeros{shape} float32: "
-                                                      "DataLoader's own cost (workers, collate, shared memory)")]
+        return dict(impl=impl, median_s=t, rate=n / t, rate_unit="samples/s", note=note)
+    peers = []
     if spikingjelly_datasets() is None:
-        rows.append(dict(case=case, impl="spikingjelly", median_s=None, note="not importable"))
+        peers.append(dict(impl="spikingjelly", median_s=None, note="not importable"))
     else:
         folder, t_sj = sj_frames(ctx.npz_folder("nmnist-sized")[0], ctx.workdir / "sj-nmnist", 10, "number", 34, 34)
-        rows.append(row("spikingjelly", SJFramesFolder(folder),
-                        f"load_npz_frames per sample of its frames folder (built in {t_sj:.1f} s), float32"))
+        peers.append(row("spikingjelly", SJFramesFolder(folder),
+                         f"load_npz_frames per sample of its frames folder (built in {t_sj:.1f} s), float32"))
     tonic_ds, fill = tonic_frames_cache(samples, SENSOR, 10, ctx.workdir / "tonic-cache")
     if tonic_ds is None:
-        rows.append(dict(case=case, impl="tonic", median_s=None, note=f"not installed ({fill})"))
+        peers.append(dict(impl="tonic", median_s=None, note=f"not installed ({fill})"))
     else:
-        rows.append(row("tonic", tonic_ds, f"DiskCachedDataset of ToFrame(n_event_bins=10), int16 "
-                                           f"(filled in {fill:.1f} s)"))
+        peers.append(row("tonic", tonic_ds, f"DiskCachedDataset of ToFrame(n_event_bins=10), int16 "
+                                            f"(filled in {fill:.1f} s)"))
+    shape = tuple(ours["float32"][0][0].shape)
+    rows = []
+    for dtype, ds in ours.items():
+        name = "" if dtype == "float32" else f" {dtype}"
+        case = f"frames epoch T=10{name}, DataLoader(2 workers, B={batch}) ({n} N-MNIST-sized)"
+        note = (f"FramesDataset of NMNIST (events + frames caches built in {t_ours_build:.1f} s), float32"
+                if dtype == "float32" else
+                f"FramesDataset of NMNIST with ToFrame(dtype='uint8'): {'the same counts as float32 in every sample' if exact else 'counts SATURATED: differs from float32'}")
+        rows += [dict(case=case, **row("neurodata", ds, note)),
+                 dict(case=case, **row("DataLoader alone", _Zeros(n, shape, getattr(torch, dtype)),
+                                       f"a dataset returning torch.zeros{shape} {dtype}: DataLoader's own cost "
+                                       "(workers, collate, shared memory)"))]
+        rows += [dict(p, case=case) if dtype == "float32" else
+                 dict(p, case=case, note=p["note"] + "; the float32 case's measurement") for p in peers]
     return rows
 
 
 class _Zeros:
-    """``n`` samples ``(torch.zeros(shape), 0)``: a dataset that costs nothing to read."""
+    """``n`` samples ``(torch.zeros(shape, dtype), 0)``: a dataset that costs nothing to read."""
 
-    def __init__(self, n: int, shape: tuple):
-        self.n, self.shape = n, shape
+    def __init__(self, n: int, shape: tuple, dtype):
+        self.n, self.shape, self.dtype = n, shape, dtype
 
     def __len__(self):
         return self.n
@@ -443,7 +458,7 @@ class _Zeros:
     def __getitem__(self, i):
         import torch
 
-        return torch.zeros(self.shape), 0
+        return torch.zeros(self.shape, dtype=self.dtype), 0
 
 
 CASES = [case_cache_random_access, case_cache_disk_size, case_gesture_events_cache, case_gesture_frames_cache,

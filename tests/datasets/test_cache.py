@@ -10,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import zlib
 from pathlib import Path
 
 import h5py
@@ -645,11 +646,59 @@ def test_frames_direct_read_equals_h5py(lengths, chunk_rows, wide):
         store._file()
         needs_16_bits = any(fr.size and fr.max() > 255 for fr, _, _ in samples)
         assert store._chunk is not None and store._ds.dtype == (np.uint16 if needs_16_bits else np.uint8)
-        for i, (ref, label, _) in enumerate(samples):
-            a, b = int(store.offsets[i]), int(store.offsets[i + 1])
-            got, got_label = store[i]
-            assert np.array_equal(got, ref) and np.array_equal(store._ds[a:b], ref) and got_label == label
+        ds = store._ds
+        where = [(ds.id.get_chunk_info(k).byte_offset, ds.id.get_chunk_info(k).size)
+                 for k in range(ds.id.get_num_chunks())]
+        assert store._where is not None and store._where.tolist() == [list(w) for w in where]
+        for table in (store._where, None):  # chunks read at the table's positions, then through HDF5's index
+            store._where = table
+            for i, (ref, label, _) in enumerate(samples):
+                a, b = int(store.offsets[i]), int(store.offsets[i + 1])
+                got, got_label = store[i]
+                assert np.array_equal(got, ref) and np.array_equal(store._ds[a:b], ref) and got_label == label
         store.close()
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+def test_frames_chunk_table_trusted_only_when_it_matches(tmp_path):
+    """``frames_chunks`` (where each chunk lies) is used only when its CRC-32 matches and its
+    first and last entries are where HDF5's chunk index puts them; otherwise (deleted, damaged,
+    chunks moved by a rewrite) reads go through HDF5's index, with the same result."""
+    rng = np.random.default_rng(3)
+    samples = [(rng.integers(0, 9, (int(T), 2, 8, 8)).astype(np.float32), i, {}) for i, T in enumerate([4, 0, 4, 7])]
+    path = tmp_path / "f.h5"
+    write_frames_cache(path, samples, key="k", frame_shape=(2, 8, 8), dtype=np.float32, params={},
+                       semantics_version="1", chunk_bytes=4 * 2 * 8 * 8 * 4)
+
+    def reads(expect_table):
+        fds = _open_fds()
+        store = FramesStore(path, key="k")
+        copy = pickle.loads(pickle.dumps(store))  # per process: the copy binds its own descriptor
+        for s in (store, copy):
+            assert all(np.array_equal(s[i][0], ref) for i, (ref, _, _) in enumerate(samples))
+            assert (s._where is not None) == expect_table
+            s.close()
+        assert _open_fds() == fds  # close() closed the descriptors
+    reads(True)
+    with h5py.File(path, "a") as f:
+        good = f["frames_chunks"][()]
+        moved = good.copy()
+        moved[0, 0] += 8  # as if a rewrite had moved the first chunk, with a matching CRC
+        f["frames_chunks"][...] = moved
+        f["frames_chunks"].attrs["crc32"] = zlib.crc32(moved.astype("<i8").tobytes())
+    reads(False)
+    with h5py.File(path, "a") as f:
+        f["frames_chunks"][...] = good
+    reads(False)  # the right table under the wrong CRC-32: not trusted either
+    with h5py.File(path, "a") as f:
+        f["frames_chunks"].attrs["crc32"] = zlib.crc32(good.astype("<i8").tobytes())
+    reads(True)
+    with h5py.File(path, "a") as f:
+        del f["frames_chunks"]  # files written before the table existed
+    reads(False)
 
 
 def test_frames_other_filters_read_through_h5py(tmp_path):
