@@ -13,12 +13,13 @@ The schema (readable with h5py alone) is documented in ``docs/cache.md``.
 """
 from __future__ import annotations
 
-import hashlib
 import contextlib
+import hashlib
 import json
 import os
 import secrets
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -802,6 +803,15 @@ def _assemble_kernel(dt, words, out):
         out[i]["p"] = words[i, 2]
 
 
+class _PreadFile:
+    """``fd``: the file at ``path`` opened read-only for ``os.pread``, closed by ``close()`` or, at
+    the latest, when this object is garbage-collected (a store dropped without ``close()``)."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY)
+        self.close = weakref.finalize(self, os.close, self.fd)  # runs once, however often called
+
+
 def _pread_into(fd: int, buf: np.ndarray, offset: int) -> int:
     """Read ``len(buf)`` bytes at ``offset`` into the uint8 array ``buf``; return the count read."""
     if hasattr(os, "preadv"):  # Linux, BSDs: straight into buf
@@ -830,7 +840,8 @@ class _HuffmanReader:
         self.sample_segments = self.rows.searchsorted(offsets)  # sample i: segments [i] .. [i + 1] - 1
         self.sizes = sensor_size
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
+        self.file = _PreadFile(path)
+        self.fd = self.file.fd
         self.base = code.id.get_offset() if code.shape[0] else 0
         head = min(64, code.shape[0])
         if head and os.pread(self.fd, head, self.base) != code[:head].tobytes():
@@ -867,9 +878,7 @@ class _HuffmanReader:
         return out
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.file.close()
 
 
 class EventsStore(_Store):
@@ -1201,10 +1210,10 @@ class FramesStore(_Store):
         ds = self._ds = f["frames"]
         # geometry for the direct path (h5py's properties cost microseconds per access)
         self._chunk = (ds.chunks[0], ds.dtype, int(np.prod(ds.chunks))) if shuffle_deflate_rows(ds) else None
-        self._where = self._fd = None
+        self._where = self._pread = None
         if self._chunk is not None and "frames_chunks" in f:
             self._where = _chunk_positions(f["frames_chunks"], ds)
-            self._fd = os.open(self.path, os.O_RDONLY) if self._where is not None else None
+            self._pread = _PreadFile(self.path) if self._where is not None else None
 
     def _rows(self, a: int, b: int) -> np.ndarray:
         """Frames rows ``[a, b)``: the chunks holding them inflated by ISA-L (``_inflate``; h5py's
@@ -1223,13 +1232,18 @@ class FramesStore(_Store):
         if self._where is None:
             return inflate_chunk(self._ds, (k * c, 0, 0, 0), dtype, items)
         offset, size = self._where[k]
-        return inflate_raw(os.pread(self._fd, int(size), int(offset)), dtype, items, f"chunk {k} of /frames")
+        return inflate_raw(os.pread(self._pread.fd, int(size), int(offset)), dtype, items, f"chunk {k} of /frames")
 
     def close(self) -> None:
-        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
-            os.close(self._fd)
-        self._fd = self._where = None
+        if getattr(self, "_pread", None) is not None and self._pid == os.getpid():
+            self._pread.close()
+        self._pread = self._where = None
         super().close()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_pread"] = state["_where"] = None  # per process, like the h5py handle
+        return state
 
     def __getitem__(self, i):
         i = self._index(i)

@@ -663,6 +663,28 @@ def _open_fds():
     return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
 
 
+@pytest.mark.skipif(_open_fds() is None, reason="needs /proc/self/fd to count descriptors")
+def test_stores_dropped_without_close_release_their_descriptors(tmp_path):
+    """The descriptors a store reads with (``huffman`` events, frames) are closed when the store is
+    garbage-collected, also for pickled copies: a loop that opens datasets does not run out of them."""
+    import gc
+
+    events = tmp_path / "e.h5"
+    build_events(events, make_samples(4))
+    frames = tmp_path / "f.h5"
+    write_frames_cache(frames, frames_samples(), key="k", frame_shape=(2, 34, 34), dtype=np.float32, params={},
+                       semantics_version="1")
+    gc.collect()
+    before = _open_fds()
+    for _ in range(30):
+        for store in (EventsStore(events, "k"), FramesStore(frames, "k")):
+            store[0]
+            pickle.loads(pickle.dumps(store))[1]
+            del store
+    gc.collect()
+    assert _open_fds() == before
+
+
 def test_frames_chunk_table_trusted_only_when_it_matches(tmp_path):
     """``frames_chunks`` (where each chunk lies) is used only when its CRC-32 matches and its
     first and last entries are where HDF5's chunk index puts them; otherwise (deleted, damaged,
