@@ -97,7 +97,7 @@ def inflate_raw(raw, dtype: np.dtype, items: int, what: str, out=None) -> np.nda
 def chunk_table(ds) -> np.ndarray | None:
     """``(K, 2)`` int64: the file offset and stored size of each chunk of ``ds`` (chunked along
     axis 0 only), in row order, or None when a chunk is missing or was stored with a filter
-    skipped. ``K = ceil(len(ds) / rows per chunk)``."""
+    skipped, or HDF5 cannot say. ``K = ceil(len(ds) / rows per chunk)``."""
     c = ds.chunks[0]
     table = np.full((-(-ds.shape[0] // c), 2), -1, np.int64)
     bad = []
@@ -108,9 +108,12 @@ def chunk_table(ds) -> np.ndarray | None:
         table[info.chunk_offset[0] // c] = (info.byte_offset, info.size)
     try:
         ds.id.chunk_iter(visit)
-    except (AttributeError, NotImplementedError):  # h5py < 3.8 or HDF5 < 1.12.3: one query per chunk
-        for k in range(ds.id.get_num_chunks()):
-            visit(ds.id.get_chunk_info(k))
+    except (AttributeError, NotImplementedError):  # HDF5 < 1.12.3: one query per chunk
+        try:
+            for k in range(ds.id.get_num_chunks()):
+                visit(ds.id.get_chunk_info(k))
+        except AttributeError:  # HDF5 < 1.10.5: no chunk queries, no table
+            return None
     return None if bad or (table < 0).any() else table
 
 

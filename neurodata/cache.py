@@ -1095,7 +1095,10 @@ def _chunk_positions(table, frames) -> np.ndarray | None:
     if data.shape != (K, 2) or crc32(data.astype("<i8").tobytes()) != int(table.attrs.get("crc32", -1)):
         return None
     for k in {0, K - 1} if K else ():
-        info = frames.id.get_chunk_info_by_coord((k * c, *(0,) * (frames.ndim - 1)))
+        try:
+            info = frames.id.get_chunk_info_by_coord((k * c, *(0,) * (frames.ndim - 1)))
+        except AttributeError:  # an h5py built against HDF5 < 1.10.5
+            return None
         if (info.byte_offset, info.size) != tuple(int(v) for v in data[k]) or info.filter_mask:
             return None
     return data

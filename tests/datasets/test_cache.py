@@ -685,6 +685,32 @@ def test_stores_dropped_without_close_release_their_descriptors(tmp_path):
     assert _open_fds() == before
 
 
+def test_chunk_table_without_chunk_iter(tmp_path):
+    """``chunk_table`` asks HDF5 chunk by chunk where ``chunk_iter`` is missing (HDF5 < 1.12.3),
+    gives None where neither query exists (HDF5 < 1.10.5) or a chunk was never written, and the
+    reader then does not trust a stored table it cannot check."""
+    from types import SimpleNamespace
+
+    from neurodata._h5chunks import chunk_table
+    from neurodata.cache import _chunk_positions
+
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        ds = f.create_dataset("d", shape=(10, 3), chunks=(3, 3), dtype="u1", compression="gzip", shuffle=True)
+        ds[:9] = 7  # chunks 0-2 written, chunk 3 (row 9) never
+        full = f.create_dataset("e", data=np.arange(30, dtype="u1").reshape(10, 3), chunks=(3, 3),
+                                compression="gzip", shuffle=True)
+        expected = [[full.id.get_chunk_info(k).byte_offset, full.id.get_chunk_info(k).size] for k in range(4)]
+        assert chunk_table(full).tolist() == expected and chunk_table(ds) is None
+        old = SimpleNamespace(get_num_chunks=full.id.get_num_chunks, get_chunk_info=full.id.get_chunk_info)
+        assert chunk_table(SimpleNamespace(chunks=full.chunks, shape=full.shape, id=old)).tolist() == expected
+        older = SimpleNamespace(chunks=full.chunks, shape=full.shape, ndim=2, id=SimpleNamespace())
+        assert chunk_table(older) is None
+        table = f.create_dataset("t", data=np.array(expected, np.int64))
+        table.attrs["crc32"] = zlib.crc32(np.array(expected, "<i8").tobytes())
+        assert _chunk_positions(table, full).tolist() == expected
+        assert _chunk_positions(table, older) is None
+
+
 def test_frames_chunk_table_trusted_only_when_it_matches(tmp_path):
     """``frames_chunks`` (where each chunk lies) is used only when its CRC-32 matches and its
     first and last entries are where HDF5's chunk index puts them; otherwise (deleted, damaged,
