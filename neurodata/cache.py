@@ -1223,19 +1223,26 @@ class FramesStore(_Store):
         own read of a one-chunk N-MNIST sample took twice as long), else through h5py."""
         if self._chunk is None or a == b:
             return self._ds[a:b]
-        c = self._chunk[0]
+        c, dtype, items = self._chunk
         k0, k1 = a // c, -(-b // c)
-        rows = self._inflate(k0) if k1 - k0 == 1 else np.concatenate([self._inflate(k) for k in range(k0, k1)])
+        if k1 - k0 == 1:
+            rows = self._inflate(k0)
+        else:  # a sample across chunk edges: each chunk inflated into its place
+            rows = np.empty((k1 - k0) * items, dtype)
+            for j, k in enumerate(range(k0, k1)):
+                self._inflate(k, rows[j * items:(j + 1) * items])
         return rows.reshape(-1, *self.frame_shape)[a - k0 * c:b - k0 * c]
 
-    def _inflate(self, k: int) -> np.ndarray:
-        """Chunk ``k`` of ``frames``, inflated (1-D, the stored dtype): its bytes read with one
-        ``pread`` at the position ``frames_chunks`` gives, else with ``read_direct_chunk``."""
+    def _inflate(self, k: int, out=None) -> np.ndarray:
+        """Chunk ``k`` of ``frames``, inflated (1-D, the stored dtype; into ``out`` when given):
+        its bytes read with one ``pread`` at the position ``frames_chunks`` gives, else with
+        ``read_direct_chunk``."""
         c, dtype, items = self._chunk
         if self._where is None:
-            return inflate_chunk(self._ds, (k * c, 0, 0, 0), dtype, items)
+            return inflate_chunk(self._ds, (k * c, 0, 0, 0), dtype, items, out)
         offset, size = self._where[k]
-        return inflate_raw(os.pread(self._pread.fd, int(size), int(offset)), dtype, items, f"chunk {k} of /frames")
+        return inflate_raw(os.pread(self._pread.fd, int(size), int(offset)), dtype, items, f"chunk {k} of /frames",
+                           out)
 
     def close(self) -> None:
         if getattr(self, "_pread", None) is not None and self._pid == os.getpid():
