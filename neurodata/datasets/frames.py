@@ -32,6 +32,8 @@ class FramesDataset(torch.utils.data.Dataset):
         self.events = events_dataset
         self.params = dict(params)
         self.to_frame = ToFrame(events_dataset.sensor_size, **self.params)
+        if "dtype" in self.params:  # one spelling per dtype in the key: np.uint8, "u1", "uint8" -> "uint8"
+            self.params["dtype"] = check_frame_dtype(self.params["dtype"]).name
         self.transform = transform
         self.target_transform = target_transform
         key = frames_key(self.params, FRAMES_SEMANTICS, events_dataset.cache_key)

@@ -62,6 +62,9 @@ def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, mon
     monkeypatch.setattr(ToFrame, "__call__", lambda self, ev: pytest.fail("frames computed again"))
     again = FramesDataset(events, params)  # served from the cache: ToFrame is not called, not even for its dtype
     assert again.store.path == ds.store.path and torch.equal(again[3][0], ds[3][0])
+    for spelling in (np.uint8, np.dtype("u1"), "u1"):  # any spelling of a dtype: one cache
+        same = FramesDataset(events, {**params, "dtype": spelling})
+        assert same.store.path == ds8.store.path and same.params["dtype"] == "uint8"
 
 
 def test_nmnist_options_change_the_cache(nmnist_setup):
