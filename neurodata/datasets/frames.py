@@ -32,11 +32,14 @@ class FramesDataset(torch.utils.data.Dataset):
         self.events = events_dataset
         self.params = dict(params)
         self.to_frame = ToFrame(events_dataset.sensor_size, **self.params)
-        if "dtype" in self.params:  # one spelling per dtype in the key: np.uint8, "u1", "uint8" -> "uint8"
-            self.params["dtype"] = check_frame_dtype(self.params["dtype"]).name
         self.transform = transform
         self.target_transform = target_transform
-        key = frames_key(self.params, FRAMES_SEMANTICS, events_dataset.cache_key)
+        # the key (and the file's params) hold what decides the frames: one spelling per dtype
+        # (np.uint8, "u1", "uint8" -> "uint8"), and not the thread count the build runs with
+        content = {k: v for k, v in self.params.items() if k != "num_threads"}
+        if "dtype" in content:
+            content["dtype"] = check_frame_dtype(content["dtype"]).name
+        key = frames_key(content, FRAMES_SEMANTICS, events_dataset.cache_key)
         path = events_dataset.root / f"frames-{events_dataset.variant}-{key[:12]}.h5"
         W, H, P = events_dataset.sensor_size
         dtype = check_frame_dtype(self.to_frame.dtype)  # to_frame's output dtype (no kernel run: no numba load)
@@ -45,7 +48,7 @@ class FramesDataset(torch.utils.data.Dataset):
                         if self.params.get(k) is not None), None)
         chunking = {} if fixed_t is None else {"chunk_bytes": fixed_t * P * H * W * np.dtype(dtype).itemsize}
         self.store = FramesStore.open_or_build(
-            path, key, self._samples, frame_shape=(P, H, W), dtype=dtype, params=self.params,
+            path, key, self._samples, frame_shape=(P, H, W), dtype=dtype, params=content,
             semantics_version=FRAMES_SEMANTICS, class_names=events_dataset.classes, **chunking)
 
     def _samples(self):

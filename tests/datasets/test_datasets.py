@@ -64,7 +64,9 @@ def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, mon
     assert again.store.path == ds.store.path and torch.equal(again[3][0], ds[3][0])
     for spelling in (np.uint8, np.dtype("u1"), "u1"):  # any spelling of a dtype: one cache
         same = FramesDataset(events, {**params, "dtype": spelling})
-        assert same.store.path == ds8.store.path and same.params["dtype"] == "uint8"
+        assert same.store.path == ds8.store.path and same.store.params["dtype"] == "uint8"
+    threads = FramesDataset(events, {**params, "num_threads": 2})  # how it is built is not what it holds
+    assert threads.store.path == ds.store.path and "num_threads" not in threads.store.params
 
 
 def test_nmnist_options_change_the_cache(nmnist_setup):
