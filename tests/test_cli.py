@@ -79,3 +79,15 @@ def test_fetch_verify_cache_show(run, tmp_path):
 def test_manual_dataset_says_what_to_do(run, tmp_path):
     out = run("fetch", "dvsgesture", "--root", tmp_path / "r", code=1)
     assert "DvsGesture.tar.gz" in out and "--from" in out
+
+
+def test_python_dash_m_runs_the_cli():
+    """``python -m neurodata`` is the ``neurodata`` command (e.g. where the venv's scripts are not on PATH)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "neurodata", "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "nmnist" in out.stdout and "dvsgesture" in out.stdout
+    usage = subprocess.run([sys.executable, "-m", "neurodata", "--help"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 0 and usage.stdout.startswith("Usage: neurodata ")
