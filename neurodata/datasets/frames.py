@@ -31,6 +31,11 @@ class FramesDataset(torch.utils.data.Dataset):
 
         self.events = events_dataset
         self.params = dict(params)
+        if "sensor_size" in self.params:  # tonic habit: accepted when it is the dataset's own
+            given = self.params.pop("sensor_size")
+            if tuple(given) != tuple(events_dataset.sensor_size):
+                raise ValueError(f"frames parameters: sensor_size {tuple(given)} differs from the dataset's "
+                                 f"{tuple(events_dataset.sensor_size)}, which ToFrame uses; leave it out")
         self.to_frame = ToFrame(events_dataset.sensor_size, **self.params)
         self.transform = transform
         self.target_transform = target_transform

@@ -67,6 +67,10 @@ def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, mon
         assert same.store.path == ds8.store.path and same.store.params["dtype"] == "uint8"
     threads = FramesDataset(events, {**params, "num_threads": 2})  # how it is built is not what it holds
     assert threads.store.path == ds.store.path and "num_threads" not in threads.store.params
+    own = FramesDataset(events, {**params, "sensor_size": [34, 34, 2]})  # the dataset's own sensor size: accepted
+    assert own.store.path == ds.store.path
+    with pytest.raises(ValueError, match=r"sensor_size \(32, 32, 2\) differs from the dataset's \(34, 34, 2\)"):
+        FramesDataset(events, {**params, "sensor_size": (32, 32, 2)})
 
 
 def test_nmnist_options_change_the_cache(nmnist_setup):
