@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -49,14 +50,33 @@ def make_events(t, x, y, p) -> np.ndarray:
     return out
 
 
+def _from_columns(columns: Mapping, name: str) -> np.ndarray:
+    """The structured array (each field in its column's dtype) of the columns ``t, x, y, p``."""
+    missing = [f for f in FIELDS if f not in columns]
+    if missing:
+        raise TypeError(f"{name} is missing field(s) {missing}; expected fields t, x, y, p")
+    cols = [np.asarray(columns[f]) for f in FIELDS]
+    if any(c.ndim != 1 for c in cols) or len({c.shape[0] for c in cols}) > 1:
+        raise ValueError(f"{name}: columns t, x, y, p must be 1-D and of one length, got shapes "
+                         f"{[c.shape for c in cols]}")
+    arr = np.empty(cols[0].shape[0], dtype=[(f, c.dtype) for f, c in zip(FIELDS, cols)])
+    for f, c in zip(FIELDS, cols):
+        arr[f] = c
+    return arr
+
+
 def as_events(events, name: str = "events") -> np.ndarray:
     """Validate ``events`` and return it as a 1-D ``EVENT_DTYPE`` array.
 
     Accepts any 1-D structured array with at least the fields ``t``, ``x``, ``y``, ``p`` (tonic's
-    and SpikingJelly-converted arrays included); values are converted without copying when the
-    dtype is already ``EVENT_DTYPE``. Raises ``TypeError`` for a non-structured array or missing
-    fields, ``ValueError`` for a wrong shape or values that do not fit the field types.
+    arrays included), or a mapping of four equal-length 1-D columns under those keys (SpikingJelly's
+    event dicts, e.g. ``np.load`` of its ``.npz`` files); values are converted the same way, and not
+    copied when the dtype is already ``EVENT_DTYPE``. Raises ``TypeError`` for a non-structured
+    array or missing fields, ``ValueError`` for a wrong shape or values that do not fit the field
+    types.
     """
+    if isinstance(events, Mapping):
+        events = _from_columns(events, name)
     arr = np.asarray(events)
     if arr.dtype == EVENT_DTYPE:
         if arr.ndim != 1:

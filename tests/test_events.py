@@ -22,6 +22,23 @@ def test_as_events_converts_foreign_structured_arrays():
     assert as_events(same) is same
 
 
+def test_as_events_takes_spikingjelly_column_dicts(tmp_path):
+    """SpikingJelly keeps events as a dict of columns (its ``.npz`` files): converted like a
+    structured array with those fields, with the same checks."""
+    cols = {"t": np.array([5, 9, 12], np.int64), "x": np.array([1, 2, 3], np.uint16),
+            "y": np.array([0, 4, 2], np.uint16), "p": np.array([1, 0, 1], np.uint8)}
+    assert np.array_equal(as_events(cols), make_events(cols["t"], cols["x"], cols["y"], cols["p"]))
+    np.savez(tmp_path / "ev.npz", **cols)
+    with np.load(tmp_path / "ev.npz") as npz:  # an NpzFile is a Mapping
+        assert np.array_equal(as_events(npz), as_events(cols))
+    with pytest.raises(TypeError, match=r"missing field\(s\) \['p'\]"):
+        as_events({k: v for k, v in cols.items() if k != "p"})
+    with pytest.raises(ValueError, match="one length"):
+        as_events({**cols, "x": cols["x"][:2]})
+    with pytest.raises(ValueError, match="do not fit"):
+        as_events({**cols, "x": np.array([0, 1, 70000])})
+
+
 @pytest.mark.parametrize("bad, err", [
     (np.zeros(3), TypeError),
     (np.zeros(3, dtype=[("t", "i8"), ("x", "u2")]), TypeError),
