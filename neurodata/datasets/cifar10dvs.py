@@ -91,7 +91,7 @@ class CIFAR10DVS(EventDataset):
                 for index, name in sorted(members):
                     if not self._in_split(index):
                         continue
-                    raw = read_bytes(ar.read(name), "aedat2", source=name, chip="dvs128")
+                    raw = read_bytes(ar.read(name), "aedat2", name=name, chip="dvs128")
                     events = orient(raw)
                     t0 = int(events["t"][0]) if events.size else 0
                     events["t"] -= t0

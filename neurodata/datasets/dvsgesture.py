@@ -147,7 +147,7 @@ class DVSGesture(EventDataset):
             copies[name] -= 1
             if copies[name]:
                 continue                            # as before: the last member of a repeated name wins
-            pending[name] = list(self._cut(read_bytes(data, "aedat31", source=name), labels[name], name))
+            pending[name] = list(self._cut(read_bytes(data, "aedat31", name=name), labels[name], name))
             del data
             for split, order in orders.items():
                 while pos[split] < len(order) and order[pos[split]] in pending:

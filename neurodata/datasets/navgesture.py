@@ -91,7 +91,7 @@ class NavGestureWalk(EventDataset):
             for prefix, ar in _archives(outer):
                 for name in sorted(m.name for m in ar.files(".dat") if prefix + m.name in chosen):
                     where = f"{path}!{prefix}{name}"
-                    raw = read_bytes(ar.read(name), "dat", source=name, version=1)
+                    raw = read_bytes(ar.read(name), "dat", name=name, version=1)
                     H = self.recipe.sensor_size[1]
                     if raw.size and int(raw["y"].max()) >= H:
                         raise ValueError(f"{where}: y_raw = {int(raw['y'].max())} does not fit the {H}-row sensor")

@@ -59,5 +59,5 @@ class NCARS(EventDataset):
                     folder = posixpath.basename(posixpath.dirname(name))
                     if folder not in FOLDER_CLASSES:
                         raise ValueError(f"{path}: member {name} is not in a background/ or cars/ folder")
-                    events = read_bytes(ar.read(name), "dat", source=name, version=2)
+                    events = read_bytes(ar.read(name), "dat", name=name, version=2)
                     yield events, FOLDER_CLASSES[folder], {"source": name, "t_offset": 0}

@@ -76,7 +76,7 @@ def atis_archive_samples(archive, classes, member_label, transform=None):
             cls = member_label(name)
             if cls is None:
                 continue
-            events = read_bytes(ar.read(name), "nmnist", source=name)
+            events = read_bytes(ar.read(name), "nmnist", name=name)
             if transform is not None:
                 events = transform(events)
             yield events, index[cls], {"source": name, "t_offset": 0}

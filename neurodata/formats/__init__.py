@@ -75,26 +75,26 @@ MEMFD_BYTES = 64 << 20
 """``read_bytes`` copies files up to this size into memory; larger ones go to a temporary file."""
 
 
-def read_bytes(data, format: str, *, source: str | None = None, **options) -> np.ndarray:
+def read_bytes(data, format: str, *, name: str | None = None, **options) -> np.ndarray:
     """Decode the events of a whole file held in memory (e.g. an archive member).
 
     Uses the format's in-memory decoder (``decode``) where it has one; otherwise the bytes go
     through an anonymous in-memory file on Linux (``memfd_create``: 0.27 against 0.41 ms for a
     160 KB AEDAT 2.0 member through a named temporary file, by hand) up to ``MEMFD_BYTES``, a
     temporary file otherwise (no second in-memory copy of a large file). Same result as ``read``
-    on a file with these bytes. A ``FormatError`` names ``source`` (e.g. the member's name; else
-    ``<buffer>``) instead of the temporary file.
+    on a file with these bytes; ``options`` are the format's reader options. Errors and warnings
+    name ``name`` (e.g. the archive member's; else ``<buffer>``), never the temporary file.
     """
     mod = _module(format)
     try:
         if hasattr(mod, "decode"):
-            return mod.decode(data, **options)
+            return mod.decode(data, name=name, **options)
         with _as_file(data, mod) as path:
             return mod.read(path, **options)
     except FormatError as e:
-        if type(e) is not FormatError or (source is None and e.path is None):
+        if type(e) is not FormatError or (name is None and e.path is None):
             raise
-        raise FormatError(source, e.offset, e.message) from None
+        raise FormatError(name, e.offset, e.message) from None
 
 
 @contextlib.contextmanager

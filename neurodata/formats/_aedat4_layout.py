@@ -49,10 +49,11 @@ FTAB_FIELDS = [("byte_offset", 0, np.dtype("<i8"), 0), ("packet_header", 1, np.d
 class Header:
     """The parsed IOHeader: compression, file data position, streams, where packets start/end."""
 
-    def __init__(self, path, data=None):
-        """``data``: the whole file when already in memory (``path`` is then only a name, or None)."""
+    def __init__(self, path, data=None, name=None):
+        """``data``: the whole file when already in memory (``path`` is then None); ``name``: what
+        messages call it (default: the path, or ``<buffer>``)."""
         self.path = path
-        self.name = "<buffer>" if path is None else os.fspath(path)
+        self.name = name or ("<buffer>" if path is None else os.fspath(path))
         if data is None:
             self.size = os.stat(path).st_size
             with open(path, "rb") as f:

@@ -147,9 +147,9 @@ class _Mapped:
     window of the file once done, so the mapped input shrinks as the output grows.
     """
 
-    def __init__(self, path, source, allow_truncated, data=None, keep_mapped=True):
+    def __init__(self, path, source, allow_truncated, data=None, keep_mapped=True, name=None):
         self.path = path
-        self.name = "<buffer>" if path is None else os.fspath(path)
+        self.name = name or ("<buffer>" if path is None else os.fspath(path))
         self._f = self.mm = None
         if data is None:
             _, self.data_offset = _parse_header(path)
@@ -316,11 +316,11 @@ def read(path, *, source=None, allow_truncated=False, threads=None) -> np.ndarra
         m.close()
 
 
-def decode(data, *, source=None, allow_truncated=False, threads=None) -> np.ndarray:
+def decode(data, *, name=None, source=None, allow_truncated=False, threads=None) -> np.ndarray:
     """:func:`read` for a whole file already in memory (bytes-like, e.g. an archive member);
-    errors name ``<buffer>`` and the byte offset."""
+    errors name ``name`` (default ``<buffer>``) and the byte offset."""
     threads = resolve_threads(threads)
-    m = _Mapped(None, source, allow_truncated, data=data)
+    m = _Mapped(None, source, allow_truncated, data=data, name=name)
     try:
         return m.decode(0, m.pk_pos.size, threads)
     finally:

@@ -80,14 +80,14 @@ _EVTS_ERRORS = {1: "decompressed packet of {v} bytes is too short for a flatbuff
 class _Reader:
     """The header and packet list of one file, and per-packet decoding."""
 
-    def __init__(self, path, allow_truncated=False, data=None, keep_map=False):
+    def __init__(self, path, allow_truncated=False, data=None, keep_map=False, name=None):
         """``keep_map``: when the direct path applies, keep the file's memory map for :meth:`buffer`
         until :meth:`unmap` (the pages the walk touched stay mapped for the direct path, which
         releases them as it goes)."""
         self.path = path
         self.data = None if data is None else memoryview(data).cast("B")
         self.mm = None
-        self.h = Header(path, self.data)
+        self.h = Header(path, self.data, name)
         self._walk(bool(allow_truncated), keep_map and direct_available(self.h.compression))
 
     def map(self):
@@ -297,10 +297,10 @@ def read(path, *, stream=None, imu=False, triggers=False, allow_truncated=False,
         r.unmap()
 
 
-def decode(data, *, stream=None, imu=False, triggers=False, allow_truncated=False, threads=None):
+def decode(data, *, name=None, stream=None, imu=False, triggers=False, allow_truncated=False, threads=None):
     """:func:`read` for a whole file already in memory (bytes-like, e.g. an archive member);
-    errors name ``<buffer>`` and the byte offset."""
-    return _read(_Reader(None, allow_truncated, data=data), stream, imu, triggers, threads)
+    errors name ``name`` (default ``<buffer>``) and the byte offset."""
+    return _read(_Reader(None, allow_truncated, data=data, name=name), stream, imu, triggers, threads)
 
 
 def _read(r, stream, imu, triggers, threads):

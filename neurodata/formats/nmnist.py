@@ -197,15 +197,15 @@ def _decode_records(buf, workers) -> np.ndarray:
     return shrink(out, n)
 
 
-def decode(data, *, source=None, threads=None) -> np.ndarray:
+def decode(data, *, name=None, threads=None) -> np.ndarray:
     """:func:`read_nmnist` for a whole file already in memory (bytes-like, e.g. an archive
-    member); a partial last record is ignored with a warning naming ``source`` (default
+    member); a partial last record is ignored with a warning naming ``name`` (default
     ``<buffer>``). Archive builds call it for every member: a temporary file per member cost
     ~0.23 ms, several times the decoding."""
     buf = np.frombuffer(data, np.uint8)
     n, rest = divmod(buf.size, RECORD_SIZE)
     if rest:
-        warn_partial_record(source or "<buffer>", "N-MNIST", n * RECORD_SIZE, rest, RECORD_SIZE)
+        warn_partial_record(name or "<buffer>", "N-MNIST", n * RECORD_SIZE, rest, RECORD_SIZE)
     with Workers(threads) as workers:
         return _decode_records(buf, workers)
 

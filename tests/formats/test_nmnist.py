@@ -143,7 +143,7 @@ def test_trailing_partial_record_warns_and_decodes_whole_records(tmp_path):
 
 def test_decode_in_memory(monkeypatch):
     """``read_bytes`` decodes an archive member in memory (no temporary file); a partial last
-    record warns with the source's name."""
+    record warns with the member's name."""
     data = random_records(np.random.default_rng(3), 700, marker_rate=0.02)
 
     def no_file(*a, **k):
@@ -151,7 +151,7 @@ def test_decode_in_memory(monkeypatch):
     monkeypatch.setattr("tempfile.NamedTemporaryFile", no_file)
     np.testing.assert_array_equal(formats.read_bytes(data, "nmnist"), reference_decode(data))
     with pytest.warns(UserWarning, match=r"Train/1/00001\.bin: N-MNIST file ends with a partial record of 2 bytes at byte 3500"):
-        ev = nmnist.decode(data + b"\x00\x01", source="Train/1/00001.bin")
+        ev = formats.read_bytes(data + b"\x00\x01", "nmnist", name="Train/1/00001.bin")  # the member's name reaches it
     np.testing.assert_array_equal(ev, reference_decode(data))
     with pytest.warns(UserWarning, match=r"<buffer>: N-MNIST"):
         assert nmnist.decode(b"\x00").size == 0

@@ -66,11 +66,26 @@ def test_read_bytes_large_member_through_a_file(tmp_path, monkeypatch):
     ("aedat31", b"#!AER-DAT3.1\r\n#!END-HEADER\r\n\x01\x00", "truncated|packet header|ends"),  # decode
 ])
 def test_read_bytes_errors_name_the_source(fmt, data, match):
-    """A FormatError names ``source`` (the archive member), else ``<buffer>``: never the temporary
+    """A FormatError names ``name`` (the archive member), else ``<buffer>``: never the temporary
     file the bytes went through."""
     with pytest.raises(FormatError, match=rf"^Train/cat_7\.aedat( at byte \d+)?: .*({match})") as info:
-        formats.read_bytes(data, fmt, source="Train/cat_7.aedat")
+        formats.read_bytes(data, fmt, name="Train/cat_7.aedat")
     assert info.value.path == "Train/cat_7.aedat"
     with pytest.raises(FormatError, match=r"^<buffer>") as info:
         formats.read_bytes(data, fmt)
     assert info.value.path is None
+
+
+def test_read_bytes_passes_the_readers_own_source_option(tmp_path):
+    """``name`` labels messages; AEDAT 3.1's ``source`` option (an eventSource id) reaches the
+    decoder as with ``read``, and a ValueError of the decoder names the member."""
+    from tests.formats.test_aedat31 import packet, polarity_payload, write_raw
+
+    a = packet(1, polarity_payload([1], [1], [1], [1], [1]), source=1)
+    b = packet(1, polarity_payload([2], [2], [0], [2], [1]), source=2)
+    data = write_raw(tmp_path / "two.aedat", a, b, a).read_bytes()
+    for s in (1, 2):
+        assert np.array_equal(formats.read_bytes(data, "aedat31", name="m.aedat", source=s),
+                              neurodata.read(tmp_path / "two.aedat", source=s))
+    with pytest.raises(ValueError, match=r"^m\.aedat: polarity packets come from several sources"):
+        formats.read_bytes(data, "aedat31", name="m.aedat")
