@@ -47,11 +47,12 @@ def _encode(block: np.ndarray, level: int) -> bytes:
     return isal_zlib.compress(raw.tobytes(), level)
 
 
-def read_chunks(ds, k0: int, k1: int) -> np.ndarray:
+def read_chunks(ds, k0: int, k1: int, inflate=None) -> np.ndarray:
     """Rows of chunks ``k0..k1-1`` of the shuffle + deflate dataset ``ds`` (chunked along axis 0
     only), ``(k1 - k0) * C`` of them (``C`` rows per chunk; the last chunk's padding included),
     inflated by ISA-L outside h5py (which holds its lock only for each ``read_direct_chunk``), so
-    threads inflate in parallel; shape ``((k1 - k0) * C, *ds.shape[1:])``.
+    threads inflate in parallel; shape ``((k1 - k0) * C, *ds.shape[1:])``. ``inflate(k, out)``,
+    when given, fills the 1-D ``out`` with chunk ``k`` (a reader that knows where chunks lie).
 
     Raises ``OSError`` for a chunk stored with other filters, or one that does not inflate (to a
     full chunk): a damaged file.
@@ -59,9 +60,13 @@ def read_chunks(ds, k0: int, k1: int) -> np.ndarray:
     c = ds.chunks[0]
     out = np.empty(((k1 - k0) * c, *ds.shape[1:]), ds.dtype)
     flat = out.reshape(k1 - k0, -1)
-    zeros = (0,) * (ds.ndim - 1)
+    if inflate is None:
+        zeros = (0,) * (ds.ndim - 1)
+
+        def inflate(k, into):
+            inflate_chunk(ds, (k * c, *zeros), ds.dtype, flat.shape[1], out=into)
     for j, k in enumerate(range(k0, k1)):
-        inflate_chunk(ds, (k * c, *zeros), ds.dtype, flat.shape[1], out=flat[j])
+        inflate(k, flat[j])
     return out
 
 

@@ -1223,15 +1223,13 @@ class FramesStore(_Store):
         own read of a one-chunk N-MNIST sample took twice as long), else through h5py."""
         if self._chunk is None or a == b:
             return self._ds[a:b]
-        c, dtype, items = self._chunk
+        c = self._chunk[0]
         k0, k1 = a // c, -(-b // c)
         if k1 - k0 == 1:
-            rows = self._inflate(k0)
+            rows = self._inflate(k0).reshape(-1, *self.frame_shape)
         else:  # a sample across chunk edges: each chunk inflated into its place
-            rows = np.empty((k1 - k0) * items, dtype)
-            for j, k in enumerate(range(k0, k1)):
-                self._inflate(k, rows[j * items:(j + 1) * items])
-        return rows.reshape(-1, *self.frame_shape)[a - k0 * c:b - k0 * c]
+            rows = read_chunks(self._ds, k0, k1, self._inflate)
+        return rows[a - k0 * c:b - k0 * c]
 
     def _inflate(self, k: int, out=None) -> np.ndarray:
         """Chunk ``k`` of ``frames``, inflated (1-D, the stored dtype; into ``out`` when given):
