@@ -9,7 +9,8 @@ Procedure (Diehl et al. 2015, Rueckauer et al. 2017):
 3. **Rescale** weights so that every ReLU output is divided by its scale: a weight layer between the
    ReLUs ``l-1`` and ``l`` gets ``W <- W * lambda_{l-1} / lambda_l`` and ``b <- b / lambda_l``
    (``lambda`` of the input = 1; a final weight layer with no ReLU after it keeps the output units:
-   ``W <- W * lambda_{l-1}``, ``b`` unchanged).
+   ``W <- W * lambda_{l-1}``, ``b`` unchanged; of two weight layers in a row the first gets
+   ``W * lambda_{l-1}`` and the second ``W / lambda_l``, ``b / lambda_l``).
 4. **Replace** each ReLU by an IF neuron (``snncore.neuron.IFNode``, threshold 1, soft reset by
    subtraction, ``v_reset=None``) and each layer by its step-mode twin from :mod:`snncore.layer`.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from fractions import Fraction
 from numbers import Real
 
 import torch
@@ -167,7 +169,7 @@ def activation_scales(model: nn.Sequential, calibration, *, normalization: str =
         elif p == 100.0:
             scales.append(float(v.max()))
         else:
-            k = min(max(math.ceil(p / 100.0 * v.numel()), 1), v.numel())
+            k = min(max(math.ceil(Fraction(str(p)) * v.numel() / 100), 1), v.numel())  # exact: 99.9 % of 1000 is 999
             scales.append(float(v.double().kthvalue(k).values))
     return scales
 
@@ -239,11 +241,12 @@ def convert(model: nn.Sequential, calibration, *, normalization: str = "robust",
             relu_i += 1
             continue
         new = _twin(m, step_mode)
-        if isinstance(m, _WEIGHT):
-            nxt = _next_relu_scale(modules, i, scales, relu_i)
+        if isinstance(m, _WEIGHT):  # input in units of prev_scale, output in units of the next scale
+            nxt = _next_relu_scale(modules, i, scales, relu_i) or 1.0
             with torch.no_grad():
-                new.weight.mul_(prev_scale / (nxt or 1.0))
-                new.bias.div_(nxt or 1.0)
+                new.weight.mul_(prev_scale / nxt)
+                new.bias.div_(nxt)
+            prev_scale = nxt
         out.append(new)
     snn = nn.Sequential(*out).eval()
     snn.activation_scales = scales

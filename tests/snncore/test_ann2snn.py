@@ -131,6 +131,28 @@ def test_activation_scales_max_and_nearest_rank_percentile():
     assert ann2snn.activation_scales(model, x, percentile=90.5) == [91.0]
     assert ann2snn.activation_scales(model, [(x[:70], None), (x[70:], None)], percentile=50.0, batch_size=7) == [50.0]
     assert ann2snn.activation_scales(model, -x.abs() - 1, normalization="max") == [1.0]  # never fires
+    ramp = torch.arange(1.0, 1001.0).view(-1, 1)  # 99.9 / 100 * 1000 is 999.0000000000001 in floats
+    assert ann2snn.activation_scales(model, ramp, percentile=99.9) == [999.0]
+
+
+@pytest.mark.parametrize("mid", [[], [nn.Flatten()]])
+def test_weight_layers_in_a_row_are_scaled_once(mid):
+    """Of several weight layers in a row only the first takes the previous ReLU's scale; the next
+    ones see the first's output in the ANN's units (each was multiplied by λ before the fix)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), *mid, nn.Linear(6, 5), nn.ReLU(),
+                          nn.Linear(5, 3), nn.Linear(3, 2)).eval()
+    x = torch.rand(300, 4)
+    snn = ann2snn.convert(model, x, normalization="max")
+    lam1, lam2 = snn.activation_scales
+    ann_w = [m for m in model if isinstance(m, nn.Linear)]
+    snn_w = [m for m in snn if isinstance(m, nn.Linear)]
+    ratios = [float((s.weight / a.weight).detach().mean()) for s, a in zip(snn_w, ann_w)]
+    assert ratios == pytest.approx([1 / lam1, lam1, 1 / lam2, lam2, 1.0], rel=1e-5)
+    assert torch.allclose(snn_w[2].bias, ann_w[2].bias / lam2) and torch.equal(snn_w[1].bias, ann_w[1].bias)
+    with torch.no_grad():
+        out, ref = ann2snn.simulate(snn, x, 256), model(x)
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
 
 
 def test_rescaled_if_rates_follow_relu_over_lambda():
