@@ -78,8 +78,12 @@ class BaseNode(MemoryModule):
 
     v_threshold = property(lambda self: self.params.v_threshold,
                            lambda self, value: self._replace(v_threshold=value))
-    v_reset = property(lambda self: self.params.v_reset,
-                       lambda self, value: self._replace(v_reset=value))
+    def _set_v_reset(self, value) -> None:
+        self._replace(v_reset=value)
+        if not torch.is_tensor(self.v):  # before the first call v is v_reset: the new one
+            self.v = 0.0 if value is None else value
+
+    v_reset = property(lambda self: self.params.v_reset, _set_v_reset)
     detach_reset = property(lambda self: self.params.detach_reset,
                             lambda self, value: self._replace(detach_reset=value))
 
@@ -92,7 +96,8 @@ class BaseNode(MemoryModule):
         return None
 
     def _state(self, shape: torch.Size, x: torch.Tensor) -> torch.Tensor:
-        """The stored potential as a float32 tensor of ``shape``; checks a left-over state."""
+        """The stored potential as a tensor of ``shape``, float32 (float64 for float64 ``x``);
+        checks a left-over state."""
         v = self.v
         if torch.is_tensor(v) and (v.shape != shape or v.device != x.device):
             if not self.auto_reset:
@@ -103,9 +108,10 @@ class BaseNode(MemoryModule):
                     "between batches (or build the neuron with auto_reset=True).")
             self.reset()
             v = self.v
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if not torch.is_tensor(v):
-            v = torch.full(shape, float(v), dtype=torch.float32, device=x.device)
-        return v
+            return torch.full(shape, float(v), dtype=dtype, device=x.device)
+        return v.to(dtype)
 
     def _check_input(self, x) -> None:
         if not torch.is_tensor(x) or not x.is_floating_point():

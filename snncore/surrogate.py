@@ -34,9 +34,8 @@ peak 1, area :math:`2/\alpha`.
 
 Custom surrogates subclass :class:`SurrogateFunction` and define ``primitive`` and/or ``derivative``
 (``derivative`` defaults to autograd of ``primitive``; it must be elementwise). They work everywhere;
-the fused Triton kernels only know the built-ins, so a custom surrogate makes a CUDA multi-step
-neuron use the pure-torch reference path, with a warning (the CPU fused path evaluates
-``derivative`` with torch and accepts any surrogate).
+the fused kernels (Triton and CPU) only know the built-ins, so a custom surrogate makes a multi-step
+neuron use the pure-torch reference path, with a warning.
 """
 from __future__ import annotations
 

@@ -37,9 +37,10 @@ def _validate(x_seq, v, params, k):
     if not torch.is_tensor(v) or v.shape != x_seq.shape[1:]:
         raise ValueError(f"v must be a tensor shaped like one time step {tuple(x_seq.shape[1:])}, "
                          f"got {tuple(v.shape) if torch.is_tensor(v) else type(v).__name__}")
-    if v.dtype != torch.float32 or v.device != x_seq.device:
-        raise ValueError(f"v must be float32 on {x_seq.device} (the neuron state), got {v.dtype} "
-                         f"on {v.device}")
+    if v.dtype not in (torch.float32, x_seq.dtype if x_seq.dtype == torch.float64 else torch.float32) \
+            or v.device != x_seq.device:
+        raise ValueError(f"v must be float32 (or float64 with float64 x_seq) on {x_seq.device} (the neuron "
+                         f"state), got {v.dtype} on {v.device}")
     is_plif = isinstance(params, PLIFParameters) and not isinstance(params, LIFParameters)
     if is_plif and (not torch.is_tensor(k) or k.numel() != 1 or k.dtype != torch.float32):
         raise ValueError("PLIF needs k = sigmoid(w) as a float32 tensor with one element")
@@ -55,7 +56,7 @@ def multi_step(x_seq: torch.Tensor, v: torch.Tensor, params, surrogate, *, k=Non
     ----------
     x_seq : Tensor, shape (T, N, *), float32 / float16 / bfloat16 (others use the reference)
         Input; any strides (copied to contiguous when needed).
-    v : Tensor, shape (N, *), float32
+    v : Tensor, shape (N, *), float32 (or float64 when ``x_seq`` is float64)
         Membrane potential before step 0.
     params : IFParameters | LIFParameters | PLIFParameters
     surrogate : SurrogateFunction

@@ -121,6 +121,31 @@ def test_state_carries_across_calls_and_chunks():
     assert torch.equal(whole.v, parts.v)
 
 
+def test_float64_chunks_keep_a_float64_state():
+    """A float64 input runs the reference path with a float64 state; chunks equal one call (the
+    second chunk raised 'v must be float32' before), and a float32 chunk after casts it back."""
+    torch.manual_seed(3)
+    x = torch.rand(6, 2, 3, dtype=torch.float64) * 2
+    for mode in ("m", "s"):
+        whole, parts = neuron.LIFNode(step_mode=mode), neuron.LIFNode(step_mode=mode)
+        run = (lambda n, xs: n(xs)) if mode == "m" else (lambda n, xs: torch.stack([n(xt) for xt in xs]))
+        assert torch.equal(run(whole, x), torch.cat([run(parts, x[:2]), run(parts, x[2:])]))
+        assert parts.v.dtype == torch.float64 and torch.equal(whole.v, parts.v)
+        run(parts, x[:2].float())
+        assert parts.v.dtype == torch.float32
+
+
+def test_v_reset_changed_before_the_first_call_is_the_initial_state():
+    node = neuron.IFNode()
+    node.v_reset = 0.5
+    assert node.v == 0.5
+    assert node(torch.tensor([0.6])).item() == 1.0  # 0.5 + 0.6 >= 1 (it started from 0 before the fix)
+    node.v_reset = 0.25  # after the first call the state is kept until reset()
+    assert node.v.item() == 0.5
+    node.reset()
+    assert node.v == 0.25
+
+
 def test_changed_batch_shape_raises_with_reset_net_hint_or_auto_resets():
     for mode, shape_a, shape_b in (("s", (4, 3), (5, 3)), ("m", (2, 4, 3), (2, 5, 3))):
         node = neuron.LIFNode(step_mode=mode)
