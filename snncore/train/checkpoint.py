@@ -14,7 +14,10 @@ __all__ = ["save_checkpoint", "load_checkpoint"]
 
 
 def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
+    """The wrapped model of a ``DistributedDataParallel`` / ``DataParallel``, else ``model`` (a
+    model's own submodule called ``module`` is part of it)."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
 
 
 def save_checkpoint(path, *, model, optimizer=None, scheduler=None, scaler=None, epoch=0, history=None, extra=None):
@@ -27,9 +30,9 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, scaler=None,
         "epoch": int(epoch),
         "history": history or [],
         "extra": extra,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "rng": {  # numpy arrays: torch.load's map_location moves tensors, and RNG states must stay on the CPU
+            "torch": torch.get_rng_state().numpy(),
+            "cuda": [s.numpy() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else None,
             "numpy": np.random.get_state(),
             "python": random.getstate(),
         },
@@ -53,9 +56,9 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, scaler=None,
             obj.load_state_dict(state[key])
     if restore_rng:
         rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
+        torch.set_rng_state(torch.as_tensor(rng["torch"], device="cpu"))
         if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            torch.cuda.set_rng_state_all([torch.as_tensor(s, device="cpu") for s in rng["cuda"]])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
     return state

@@ -60,18 +60,17 @@ def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def distributed_loader(dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, **loader_kwargs):
-    """A DataLoader whose sampler shards ``dataset`` across ranks (``DistributedSampler``).
+    """A DataLoader whose sampler shards ``dataset`` across ranks (``DistributedSampler``; one
+    shard in a single-process run).
 
-    ``batch_size`` is per process. Call ``loader.sampler.set_epoch(epoch)`` each epoch (the
-    ``Trainer`` does) so shuffling differs between epochs but agrees across ranks.
+    ``batch_size`` is per process. The order depends on ``seed`` and the epoch only: call
+    ``loader.sampler.set_epoch(epoch)`` each epoch (the ``Trainer`` does) so shuffling differs
+    between epochs, agrees across ranks and is the same again in a resumed run.
     """
     from torch.utils.data import DataLoader, DistributedSampler
 
-    if is_distributed():
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **loader_kwargs)
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, **loader_kwargs)
+    sampler = DistributedSampler(dataset, num_replicas=world_size(), rank=rank(), shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **loader_kwargs)
 
 
 def cleanup() -> None:

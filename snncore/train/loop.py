@@ -16,7 +16,7 @@ import time
 import torch
 
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import _unwrap, load_checkpoint, save_checkpoint
 from .losses import rate_cross_entropy
 
 __all__ = ["Trainer"]
@@ -27,6 +27,14 @@ def _spiking_layers(model):
     from ..base import MemoryModule
 
     return [(n, m) for n, m in model.named_modules() if isinstance(m, MemoryModule) and hasattr(m, "v_threshold")]
+
+
+def _progress(best: float, stale: int, acc) -> tuple[float, int]:
+    """Early stopping's ``(best validation accuracy, epochs since it improved)`` after an epoch
+    whose validation accuracy is ``acc`` (None: not validated, nothing changes)."""
+    if acc is None:
+        return best, stale
+    return (acc, 0) if acc > best else (best, stale + 1)
 
 
 class Trainer:
@@ -147,7 +155,7 @@ class Trainer:
     def evaluate(self, loader) -> dict:
         """Loss, accuracy and mean firing rate of every spiking layer over ``loader``."""
         self.model.eval()
-        layers = _spiking_layers(self.model)
+        layers = _spiking_layers(_unwrap(self.model))  # names without DDP's "module." prefix
         sums = {name: [0.0, 0] for name, _ in layers}
 
         def hook(name):
@@ -169,8 +177,9 @@ class Trainer:
         finally:
             for h in handles:
                 h.remove()
-        total, correct, loss_sum = self._reduce(total, correct, loss_sum)
-        rates = {name: s / c for name, (s, c) in sums.items() if c}
+        total, correct, loss_sum, *flat = self._reduce(total, correct, loss_sum,
+                                                       *(v for pair in sums.values() for v in pair))
+        rates = {name: s / c for name, s, c in zip(sums, flat[::2], flat[1::2]) if c}
         return {"loss": loss_sum / max(total, 1), "acc": correct / max(total, 1), "firing_rates": rates}
 
     def fit(self, train_loader, epochs: int, val_loader=None, resume: bool = False) -> list[dict]:
@@ -184,10 +193,11 @@ class Trainer:
                                     scheduler=self.scheduler, scaler=self.scaler, map_location=self.device)
             self.start_epoch = state["epoch"] + 1
             self.history = list(state["history"])
-        best, stale = -math.inf, 0
+        best, stale = -math.inf, 0  # early stopping's state, replayed from a resumed history
         for entry in self.history:
-            if entry.get("val_acc") is not None and entry["val_acc"] > best:
-                best = entry["val_acc"]
+            best, stale = _progress(best, stale, entry.get("val_acc"))
+        if self.patience is not None and stale >= self.patience:
+            return self.history  # the checkpointed run had stopped early
         for epoch in range(self.start_epoch, epochs):
             sampler = getattr(train_loader, "sampler", None)
             if hasattr(sampler, "set_epoch"):
@@ -212,13 +222,9 @@ class Trainer:
                     save_checkpoint(self.checkpoint_path, model=self.model, optimizer=self.optimizer,
                                     scheduler=self.scheduler, scaler=self.scaler, epoch=epoch,
                                     history=self.history)
-            if self.patience is not None and ev:
-                if ev["acc"] > best:
-                    best, stale = ev["acc"], 0
-                else:
-                    stale += 1
-                    if stale >= self.patience:
-                        if self.log and distributed.is_main_process():
-                            self.log(f"early stop: no validation improvement for {self.patience} epochs")
-                        break
+            best, stale = _progress(best, stale, ev.get("acc"))
+            if self.patience is not None and stale >= self.patience:
+                if self.log and distributed.is_main_process():
+                    self.log(f"early stop: no validation improvement for {self.patience} epochs")
+                break
         return self.history

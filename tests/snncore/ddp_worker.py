@@ -1,8 +1,10 @@
 """Run by tests/snncore/test_ddp.py, under torchrun (2 CPU processes, gloo) or alone.
 
 Trains a small multi-step SNN with snncore.train.Trainer on fixed synthetic data for a few steps
-and saves this process's final weights to ``<out>/weights-rank<R>-of-<W>.pt``.
+and saves this process's final weights to ``<out>/weights-rank<R>-of-<W>.pt`` and its last
+validation firing rates to ``<out>/rates-rank<R>-of-<W>.json``.
 """
+import json
 import os
 import sys
 
@@ -28,9 +30,12 @@ def main(out, per_process_batch):
     loader = distributed_loader(data, per_process_batch, shuffle=False)
     model = wrap_ddp(model, device)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    Trainer(model, opt, device=device, log=None, progress=False).fit(loader, epochs=2)
+    val = distributed_loader(data, per_process_batch, shuffle=False)
+    history = Trainer(model, opt, device=device, log=None, progress=False).fit(loader, epochs=2, val_loader=val)
     state = (model.module if hasattr(model, "module") else model).state_dict()
     torch.save(state, os.path.join(out, f"weights-rank{rank()}-of-{world_size()}.pt"))
+    with open(os.path.join(out, f"rates-rank{rank()}-of-{world_size()}.json"), "w") as f:
+        json.dump(history[-1]["firing_rates"], f)
     cleanup()
 
 

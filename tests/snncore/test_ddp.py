@@ -1,5 +1,6 @@
 """DDP through torchrun on 2 CPU processes (gloo): replicas stay identical and match one process
-trained on the equivalent global batch."""
+trained on the equivalent global batch; validation firing rates are those of all ranks' samples."""
+import json
 import sys
 from pathlib import Path
 
@@ -30,3 +31,7 @@ def test_ddp_two_processes_match_single_process(tmp_path):
         assert torch.equal(r0[k], r1[k]), k                        # replicas identical
         torch.testing.assert_close(r0[k], single[k], rtol=1e-5, atol=1e-6)  # = one process, batch 16
     assert not torch.allclose(r0["0.weight"], initial["0.weight"])  # it trained
+    rates = [json.loads((tmp_path / f"rates-rank{r}-of-{w}.json").read_text()) for r, w in ((0, 2), (1, 2), (0, 1))]
+    assert rates[0] == rates[1] and set(rates[0]) == set(rates[2]) == {"1", "3"}  # summed over ranks, no "module."
+    for name in rates[2]:  # the single process's rates over all samples (rank 0's shard alone before the fix)
+        assert rates[0][name] == pytest.approx(rates[2][name], abs=1e-6), name
