@@ -91,3 +91,65 @@ def test_python_dash_m_runs_the_cli():
     assert "nmnist" in out.stdout and "dvsgesture" in out.stdout
     usage = subprocess.run([sys.executable, "-m", "neurodata", "--help"], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 0 and usage.stdout.startswith("Usage: neurodata ")
+
+
+def test_cache_rm_only_removes_a_dataset_folder(run, tmp_path):
+    """``cache rm`` takes a registered dataset name: ``..`` or an absolute path used to be joined to
+    the root and deleted (``--downloads`` removed whole folders outside the cache)."""
+    root, victim = tmp_path / "home", tmp_path / "victim"
+    (root / "nmnist").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "keep.h5").write_bytes(b"x")
+    for name in ("..", str(victim), "../victim"):
+        assert "unknown dataset" in run("cache", "rm", name, "--root", root, "--downloads", code=2)
+        assert "unknown dataset" in run("cache", "rm", name, "--root", root, code=2)
+    assert (victim / "keep.h5").exists() and (root / "nmnist").is_dir()
+    assert "removed" in run("cache", "rm", "NMNIST", "--root", root, "--downloads")
+    assert not (root / "nmnist").exists()
+
+
+def test_user_mistakes_end_in_one_error_line(run, tmp_path):
+    """What a person can get wrong ends in ``error: ...`` and a non-zero exit, never a traceback;
+    ``--frames`` is checked before anything is downloaded or built."""
+    ev = random_events(50, (16, 8, 2))
+    src = tmp_path / "a.raw"
+    neurodata.write(src, ev, "evt2", sensor_size=(16, 8, 2))
+    root = tmp_path / "r"
+    for args, code, says in [
+        (("fetch", "nmnist", "--root", root, "--frames", "foo=3"), 2, "unexpected keyword"),
+        (("fetch", "nmnist", "--root", root, "--frames", "n_time_bins=4", "--frames", "dtype=foo"), 2, "dtype must be"),
+        (("fetch", "nmnist", "--root", root, "--frames", "n_time_bins=4", "--frames", "n_time_bins=5"), 2, "twice"),
+        (("fetch", "nmnist", "--root", root, "--jobs", "0"), 2, "--jobs"),
+        (("fetch", "nmnist", "--root", src, "--from", tmp_path), 1, "error:"),  # a file as the root
+        (("inspect", src, "--format", "foo"), 1, "error:"),
+        (("convert", src, tmp_path / "b.raw", "--format", "evt3", "--sensor-size", "10"), 2, "--sensor-size"),
+        (("convert", src, tmp_path / "b.raw", "--format", "evt3", "--sensor-size", "1,2,3,4"), 2, "--sensor-size"),
+        (("convert", src, tmp_path / "nodir" / "b.raw", "--format", "evt3"), 1, "error:"),
+        (("show", "nmnist:abc", "--out", tmp_path / "s.png"), 2, "integer"),
+        (("show", "nmnst:0", "--out", tmp_path / "s.png"), 1, "unknown dataset"),
+        (("show", src, "--out", tmp_path / "s.gif", "--bins", "0"), 2, "--bins"),
+        (("demo", "--dataset", "nope"), 1, "unknown dataset"),
+        (("demo", "--epochs", "0"), 2, "--epochs"),
+        (("demo", "--out", tmp_path / "nodir" / "d.png"), 2, "does not exist"),
+    ]:
+        out = run(*args, code=code)
+        assert says in out and "Traceback" not in out, (args, out)
+    assert not (root / "nmnist").exists()  # nothing fetched for the refused --frames
+
+
+def test_show_and_verify_edge_cases(run, tmp_path):
+    pytest.importorskip("matplotlib")
+    files, _ = nmnist_archives(tmp_path, per_class=1)
+    downloads = tmp_path / "dl"
+    downloads.mkdir()
+    for name, data in files.items():
+        (downloads / name).write_bytes(data)
+    root = tmp_path / "root"
+    run("fetch", "nmnist", "--root", root, "--from", downloads, "--no-verify", "--split", "train")
+    assert "out of range" in run("show", "nmnist:10", "--root", root, "--out", tmp_path / "s.png", code=2)
+    (root / "nmnist" / "test.zip").mkdir()  # a folder where a download belongs
+    assert "error:" in run("verify", "nmnist", "--root", root, code=1)
+    shd = tmp_path / "shd.raw"  # a one-row "sensor" (audio datasets): a GIF used to crash in matplotlib
+    neurodata.write(shd, random_events(200, (700, 1, 2)), "evt2", sensor_size=(700, 1, 2))
+    run("show", shd, "--out", tmp_path / "a.gif", "--bins", "2")
+    assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"

@@ -26,6 +26,17 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx):
+        """Run the subcommand; the library's errors about what a person can fix (bad files, paths,
+        parameters, downloads, damaged caches) end as one ``error:`` line and exit code 1, never a
+        traceback."""
+        from ..errors import CacheError
+
+        try:
+            return super().invoke(ctx)
+        except (OSError, ValueError, CacheError) as e:
+            fail(str(e) or type(e).__name__, 1)
+
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 
@@ -47,24 +58,37 @@ def main():
     """neurodata: event-camera datasets and files, fast and exact."""
 
 
+def _value(text: str):
+    """A --frames value: int, float, true/false/none, a comma-separated tuple of those, else text."""
+    if "," in text:
+        return tuple(_value(part) for part in text.split(","))
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            continue
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
 def parse_frames(items) -> dict | None:
-    """``("frames_number=16", "split_by=number")`` -> ``{"frames_number": 16, "split_by": "number"}``."""
+    """``("frames_number=16", "split_by=number")`` -> ``{"frames_number": 16, "split_by": "number"}``,
+    checked by ``ToFrame`` (exit 2 naming the problem) before anything is downloaded or built."""
     if not items:
         return None
     out = {}
     for item in items:
-        if "=" not in item:
+        k, _, v = item.partition("=")
+        if not _ or not k.strip():
             fail(f"--frames takes KEY=VALUE (a ToFrame parameter), got {item!r}", 2)
-        k, v = item.split("=", 1)
-        for conv in (int, float):
-            try:
-                v = conv(v)
-                break
-            except ValueError:
-                continue
-        else:
-            v = {"true": True, "false": False, "none": None}.get(v.lower(), v)
-        out[k.strip()] = v
+        if k.strip() in out:
+            fail(f"--frames {k.strip()} is given twice", 2)
+        out[k.strip()] = _value(v.strip())
+    from ..transforms import ToFrame
+
+    try:
+        ToFrame((1, 1, 2), **{k: v for k, v in out.items() if k != "sensor_size"})
+    except (TypeError, ValueError) as e:
+        fail(f"--frames: {e}", 2)
     return out
 
 

@@ -47,8 +47,12 @@ def ls(root):
 def rm(name, root, downloads):
     """Delete NAME's caches (and with --downloads its downloaded files too)."""
     from ..cache import cache_root
+    from ..datasets import get
 
-    folder = cache_root(root) / name.lower()
+    try:  # only a dataset's own folder: never a path the name could spell (.., /abs)
+        folder = cache_root(root) / get(name).recipe.name
+    except ValueError as e:
+        fail(str(e), 2)
     if not folder.exists():
         fail(f"nothing cached for {name!r} under {folder.parent}", 1)
     if downloads:

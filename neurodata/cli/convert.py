@@ -22,7 +22,12 @@ def command(src, dst, fmt, in_format, sensor_size):
     try:
         size = None
         if sensor_size:
-            parts = [int(v) for v in sensor_size.split(",")]
+            try:
+                parts = [int(v) for v in sensor_size.split(",")]
+            except ValueError:
+                parts = []
+            if len(parts) not in (2, 3):
+                fail(f"--sensor-size takes W,H or W,H,P (integers), got {sensor_size!r}", 2)
             size = tuple(parts) if len(parts) == 3 else (parts[0], parts[1], 2)
         else:
             size = inspect(src, format=in_format).sensor_size

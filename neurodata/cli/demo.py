@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from . import fail
+
 
 def _figure(history, frames_ds, out):
     import matplotlib
@@ -55,10 +57,10 @@ def _figure(history, frames_ds, out):
               help="Cache root (default: a fresh temporary folder for saccade-digits).")
 @click.option("--from", "source", default=None, type=click.Path(exists=True),
               help="Folder with the real dataset's files (for --dataset other than saccade-digits).")
-@click.option("--epochs", default=3, show_default=True)
-@click.option("--per-class", default=100, show_default=True, help="saccade-digits training samples per digit.")
-@click.option("--time-bins", default=10, show_default=True, help="Frames per sample (n_time_bins).")
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--per-class", default=100, show_default=True, type=click.IntRange(min=1), help="saccade-digits training samples per digit.")
+@click.option("--time-bins", default=10, show_default=True, type=click.IntRange(min=1), help="Frames per sample (n_time_bins).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=5e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", default="demo.png", show_default=True, type=click.Path(dir_okay=False),
@@ -66,6 +68,14 @@ def _figure(history, frames_ds, out):
 def command(dataset, root, source, epochs, per_class, time_bins, batch_size, lr, seed, out):
     """Generate → write → install → decode → cache → frames → train an SNN → report and plot."""
     import torch
+
+    from ..datasets import get
+
+    get(dataset)  # an unknown name fails here, before anything runs
+    if not out.lower().endswith(".png"):
+        fail("--out must end in .png", 2)
+    if not Path(out).resolve().parent.is_dir():
+        fail(f"--out: the folder {Path(out).resolve().parent} does not exist", 2)
 
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -17,7 +17,7 @@ def _fetch_one(name, split, options, frames):
 
 @click.command("fetch")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--split", "splits", multiple=True, help="Split(s) to prepare (default: train and test).")
+@click.option("--split", "splits", multiple=True, help="Split(s) to prepare (default: every split of the dataset).")
 @click.option("--root", default=None, help="Cache root (default $NEURODATA_HOME or the user cache dir).")
 @click.option("--mirror", default=None, help="Mirror base URL or folder, tried first as <mirror>/<name>/<file>.")
 @click.option("--from", "source", default=None, type=click.Path(exists=True),
@@ -26,10 +26,10 @@ def _fetch_one(name, split, options, frames):
 @click.option("--frames", "frames", multiple=True, metavar="K=V",
               help="Also build a frames cache with these ToFrame parameters, e.g. --frames frames_number=16 "
                    "--frames split_by=number.")
-@click.option("--jobs", default=1, show_default=True, help="Datasets/splits prepared in parallel processes.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Datasets/splits prepared in parallel processes.")
 def command(names, splits, root, mirror, source, no_verify, frames, jobs):
     """Prepare NAMES (see `neurodata list`) so that loading them later is instant."""
-    from .. import DownloadError
     from ..datasets import get
 
     frames_params = parse_frames(frames)
@@ -42,13 +42,10 @@ def command(names, splits, root, mirror, source, no_verify, frames, jobs):
         for split in splits or recipe.splits:
             opts = {"root": root, "mirror": mirror, "source": source, "verify": not no_verify}
             tasks.append((name, split, opts, frames_params))
-    try:
-        if jobs > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(jobs) as pool:
-                for line in pool.map(_fetch_one, *zip(*tasks)):
-                    click.echo(line)
-        else:
-            for task in tasks:
-                click.echo(_fetch_one(*task))
-    except (DownloadError, FileNotFoundError, ValueError) as e:
-        fail(str(e), 1)
+    if jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            for line in pool.map(_fetch_one, *zip(*tasks)):
+                click.echo(line)
+    else:
+        for task in tasks:
+            click.echo(_fetch_one(*task))

@@ -22,10 +22,16 @@ def _load_events(target, root):
     if ":" not in target:
         fail(f"{target!r} is neither a file nor NAME:INDEX (e.g. nmnist:0)", 2)
     name, index = target.rsplit(":", 1)
+    try:
+        i = int(index)
+    except ValueError:
+        fail(f"INDEX in {target!r} must be an integer", 2)
     from ..datasets import load
 
     ds = load(name, split="train", root=root, download=False)
-    events, label = ds[int(index)]
+    if not -len(ds) <= i < len(ds):
+        fail(f"{name}'s train split has {len(ds)} samples: index {i} is out of range", 2)
+    events, label = ds[i]
     return events, ds.sensor_size, f"{name}[{index}] label {label} ({ds.classes[label]})"
 
 
@@ -47,10 +53,10 @@ def render(events, sensor_size, title, out, n_frames=1):
         img[..., 2] = f[0] / scale
         return img
 
-    fig, ax = plt.subplots(figsize=(4, 4 * H / W))
+    fig, ax = plt.subplots(figsize=(4, max(4 * H / W, 1)))  # >= 1 inch: a 1-pixel-high audio "sensor" too
     ax.set_axis_off()
     ax.set_title(title, fontsize=8)
-    im = ax.imshow(rgb(frames[0]), interpolation="nearest")
+    im = ax.imshow(rgb(frames[0]), interpolation="nearest", aspect="auto" if 4 * H < W else "equal")
     if str(out).lower().endswith(".gif"):
         from matplotlib.animation import FuncAnimation
 
@@ -64,7 +70,7 @@ def render(events, sensor_size, title, out, n_frames=1):
 @click.command("show")
 @click.argument("target")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .png or .gif.")
-@click.option("--bins", default=20, show_default=True, help="Time bins of a GIF.")
+@click.option("--bins", default=20, show_default=True, type=click.IntRange(min=1), help="Time bins of a GIF.")
 @click.option("--root", default=None, help="Cache root for NAME:INDEX.")
 def command(target, out, bins, root):
     """Render TARGET (an event file, or NAME:INDEX of a cached dataset) to OUT."""
