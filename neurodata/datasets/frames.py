@@ -33,8 +33,9 @@ class FramesDataset(torch.utils.data.Dataset):
         self.params = dict(params)
         if "sensor_size" in self.params:  # tonic habit: accepted when it is the dataset's own
             given = self.params.pop("sensor_size")
-            if tuple(given) != tuple(events_dataset.sensor_size):
-                raise ValueError(f"frames parameters: sensor_size {tuple(given)} differs from the dataset's "
+            given = tuple(given) if isinstance(given, (tuple, list)) else given
+            if given != tuple(events_dataset.sensor_size):
+                raise ValueError(f"frames parameters: sensor_size {given!r} differs from the dataset's "
                                  f"{tuple(events_dataset.sensor_size)}, which ToFrame uses; leave it out")
         self.to_frame = ToFrame(events_dataset.sensor_size, **self.params)
         self.transform = transform

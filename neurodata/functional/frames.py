@@ -244,12 +244,14 @@ def _check_oob_policy(on_out_of_bounds):
 
 
 def check_frame_dtype(dtype, name: str = "dtype") -> np.dtype:
-    """Return ``dtype`` as a ``numpy.dtype`` from :data:`FRAME_DTYPES` or raise ``ValueError``."""
+    """Return ``dtype`` (a numpy dtype or its name, or the torch dtype of the same name, e.g.
+    ``torch.uint8``) as a ``numpy.dtype`` from :data:`FRAME_DTYPES` or raise ``ValueError``."""
+    spelled = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype  # no torch import
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(spelled)  # np.dtype(None) is float64
     except TypeError:
         dt = None
-    if dt not in FRAME_DTYPES:
+    if dt is None or dt not in FRAME_DTYPES:
         raise ValueError(f"{name} must be one of {[str(d) for d in FRAME_DTYPES]}, got {dtype!r}")
     return dt
 

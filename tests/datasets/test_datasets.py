@@ -62,7 +62,7 @@ def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, mon
     monkeypatch.setattr(ToFrame, "__call__", lambda self, ev: pytest.fail("frames computed again"))
     again = FramesDataset(events, params)  # served from the cache: ToFrame is not called, not even for its dtype
     assert again.store.path == ds.store.path and torch.equal(again[3][0], ds[3][0])
-    for spelling in (np.uint8, np.dtype("u1"), "u1"):  # any spelling of a dtype: one cache
+    for spelling in (np.uint8, np.dtype("u1"), "u1", torch.uint8):  # any spelling of a dtype: one cache
         same = FramesDataset(events, {**params, "dtype": spelling})
         assert same.store.path == ds8.store.path and same.store.params["dtype"] == "uint8"
     threads = FramesDataset(events, {**params, "num_threads": 2})  # how it is built is not what it holds
@@ -71,6 +71,11 @@ def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, mon
     assert own.store.path == ds.store.path
     with pytest.raises(ValueError, match=r"sensor_size \(32, 32, 2\) differs from the dataset's \(34, 34, 2\)"):
         FramesDataset(events, {**params, "sensor_size": (32, 32, 2)})
+    with pytest.raises(ValueError, match="sensor_size 34 differs"):  # not a TypeError from tuple(34)
+        FramesDataset(events, {**params, "sensor_size": 34})
+    for bad in ("foo", None):  # np.dtype(None) is float64: None was accepted, "foo" failed in the key
+        with pytest.raises(ValueError, match="dtype must be one of"):
+            FramesDataset(events, {**params, "dtype": bad})
 
 
 def test_nmnist_options_change_the_cache(nmnist_setup):

@@ -122,6 +122,21 @@ def test_saturation_never_wraps(dtype):
     assert out.sum() == min(n, top)
 
 
+def test_dtype_spellings():
+    """numpy dtypes, their names and torch's dtypes of the same name give the same frames; anything
+    else is refused (``np.dtype(None)`` is float64 and an unknown name raised TypeError inside)."""
+    import torch
+
+    ev = make_events(np.arange(5), np.arange(5), np.zeros(5), np.ones(5))
+    ref = to_frame(ev, SENSOR, n_time_bins=2, dtype=np.uint8)
+    for spelling in ("uint8", "u1", np.dtype("u1"), torch.uint8):
+        out = to_frame(ev, SENSOR, n_time_bins=2, dtype=spelling)
+        assert out.dtype == np.uint8 and np.array_equal(out, ref)
+    for bad in ("foo", None, torch.complex64, object):
+        with pytest.raises(ValueError, match="dtype must be one of"):
+            to_frame(ev, SENSOR, n_time_bins=2, dtype=bad)
+
+
 def test_default_dtype_is_float32_and_p1_merges():
     ev = make_events([0, 1, 2], [0, 0, 1], [0, 0, 0], [0, 1, 1])
     out = to_frame(ev, (2, 1, 1), n_event_bins=1)
