@@ -78,6 +78,10 @@ class EventDataset(torch.utils.data.Dataset):
     """
 
     recipe: Recipe
+    all_by_splits: bool = False
+    """True where ``_samples(files, "all")`` would not list every split's samples in the recipe's
+    split order (a split rule applied within each class or file): the ``"all"`` cache is then built
+    from ``_samples(files, s)`` for each split ``s`` in turn, so it is the splits concatenated."""
 
     def __init__(self, root=None, split: str = "train", transform=None, target_transform=None,
                  download: bool = True, mirror=None, source=None, verify: bool = True, *,
@@ -208,8 +212,12 @@ class EventDataset(torch.utils.data.Dataset):
             with contextlib.ExitStack() as writing:  # closes (completes) every file, or abandons them on an error
                 writers = {self.split: writing.enter_context(self._writer(tmp))}
                 writers.update({s: writing.enter_context(o._writer(t)) for s, (o, t) in others.items()})
-                samples = self._joint_samples(files, tuple(writers)) if others else \
-                    ((self.split, sample) for sample in self._samples(files, self.split))
+                if others:
+                    samples = self._joint_samples(files, tuple(writers))
+                elif self.split == "all" and self.all_by_splits:
+                    samples = (("all", sample) for s in self.recipe.splits for sample in self._samples(files, s))
+                else:
+                    samples = ((self.split, sample) for sample in self._samples(files, self.split))
                 for split, (events, label, meta) in samples:
                     writers[split].append(events, label, **dict(meta or {}))
             for other, other_tmp in others.values():

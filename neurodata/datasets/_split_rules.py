@@ -23,18 +23,16 @@ def check_seeded_options(seed=0, train_fraction=0.8) -> dict:
 
 
 def seeded_split(names_by_label: dict, split: str, seed: int, train_fraction: float) -> set:
-    """The member names of ``split`` (``"train"``, ``"test"`` or ``"all"``) under the seeded rule.
+    """The member names of ``split`` (``"train"`` or ``"test"``) under the seeded rule (``"all"`` is
+    both, built split by split: ``EventDataset.all_by_splits``).
 
     ``names_by_label`` maps an integer label to the member names of that class (any order).
     """
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     chosen = set()
     for label, names in names_by_label.items():
         names = sorted(names)
-        if split == "all":
-            chosen.update(names)
-            continue
         order = np.random.default_rng([int(seed), int(label)]).permutation(len(names))
         n_train = int(np.floor(train_fraction * len(names)))
         idx = order[:n_train] if split == "train" else order[n_train:]

@@ -28,6 +28,7 @@ ORIENTATIONS = ("tonic", "stored", "spikingjelly")
 MAX_NESTING = 3
 
 RECIPE = Recipe(
+    cache_version=2,  # 2: split "all" is train then test (it was member order)
     name="asldvs",
     title="ASL-DVS",
     resources=(Resource("ICCV2019_DVS_dataset.zip", (), None, aliases=("ASLDVS.zip",)),),
@@ -125,6 +126,7 @@ class ASLDVS(EventDataset):
     """
 
     recipe = RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
     expected_count = 100_800
     required_letters = LETTERS
     expected_manifest: str | None = None  # not yet known: the real archive was not available to us

@@ -33,6 +33,7 @@ _FILES = (
 TEST_EVERY = 5
 
 RECIPE = Recipe(
+    cache_version=2,  # 2: split "all" is train then test (it was member order)
     name="bullying10k",
     title="Bullying10K",
     resources=tuple(Resource(f"{cls}.zip", (f"https://ndownloader.figshare.com/files/{fid}",
@@ -94,6 +95,7 @@ class Bullying10K(EventDataset):
     split as in ``RECIPE.split_rule``."""
 
     recipe = RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
 
     def _samples(self, files, split):
         position = 0
@@ -106,7 +108,7 @@ class Bullying10K(EventDataset):
                 for name in sorted(m.name for m in ar.files(".npy")):
                     is_test = position % TEST_EVERY == 0
                     position += 1
-                    if split != "all" and is_test != (split == "test"):
+                    if is_test != (split == "test"):
                         continue
                     where = f"{path}!{name}"
                     arr = load_npy(ar.read(name), path=where, allow_objects=True)

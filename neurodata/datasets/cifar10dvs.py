@@ -29,6 +29,7 @@ _FILES = (
 SPLIT_SCHEMES = ("9:1", "tebn")
 
 RECIPE = Recipe(
+    cache_version=2,  # 2: split "all" is train then test (it was member order)
     name="cifar10dvs",
     title="CIFAR10-DVS",
     resources=tuple(Resource(f"{cls}.zip", (_FIGSHARE.format(fid),), f"md5:{md5}") for cls, fid, md5 in _FILES),
@@ -66,18 +67,17 @@ class CIFAR10DVS(EventDataset):
     """
 
     recipe = RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
 
     def _check_options(self, split_scheme: str = "9:1") -> dict:
         if split_scheme not in SPLIT_SCHEMES:
             raise ValueError(f"split_scheme must be one of {SPLIT_SCHEMES}, got {split_scheme!r}")
         return {"split_scheme": split_scheme}
 
-    def _in_split(self, index: int) -> bool:
-        if self.split == "all":
-            return True
+    def _in_split(self, index: int, split: str) -> bool:
         if self.options["split_scheme"] == "9:1":
-            return (index < 900) == (self.split == "train")
-        return (index >= 100) == (self.split == "train")
+            return (index < 900) == (split == "train")
+        return (index >= 100) == (split == "train")
 
     def _samples(self, files, split):
         for label, res in enumerate(self.recipe.resources):
@@ -89,7 +89,7 @@ class CIFAR10DVS(EventDataset):
                     if match and match.group(1) == cls:
                         members.append((int(match.group(2)), m.name))
                 for index, name in sorted(members):
-                    if not self._in_split(index):
+                    if not self._in_split(index, split):
                         continue
                     raw = read_bytes(ar.read(name), "aedat2", name=name, chip="dvs128")
                     events = orient(raw)

@@ -25,6 +25,7 @@ LABEL_FILES = {"train": "train_label.txt", "valid": "val_label.txt", "test": "te
 _ENTRY = re.compile(r"^action_(\d{3})/([^/\s]+?)(?:\.npz)?$")
 
 RECIPE = Recipe(
+    cache_version=2,  # 2: split "all" is train then test (it was member order)
     name="hardvs",
     title="HARDVS (MINI)",
     resources=(
@@ -73,14 +74,14 @@ class HARDVS(EventDataset):
     """MINI-HARDVS: 346×260×2, 300 classes (label = action number − 1), official train/valid/test."""
 
     recipe = RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
 
     def _samples(self, files, split):
         wanted: dict = {}
-        for s in (self.recipe.splits if split == "all" else (split,)):
-            name = LABEL_FILES[s]
-            with open(files[name], encoding="utf-8") as fh:
-                for label, sample in parse_label_file(fh.read(), str(files[name])):
-                    wanted.setdefault(label, set()).add(sample)
+        name = LABEL_FILES[split]
+        with open(files[name], encoding="utf-8") as fh:
+            for label, sample in parse_label_file(fh.read(), str(files[name])):
+                wanted.setdefault(label, set()).add(sample)
         path = files["MINI_HARDVS_files.zip"]
         with open_archive(path) as outer:
             inner_by_label = {}

@@ -44,11 +44,13 @@ WALK_MD5, SIT_MD5 = "5d305266f13005401959e819abe206f0", "1571753ace4d9e0946e6503
 WALK_RECIPE = Recipe(
     name="navgesture-walk", title="NAV Gesture (walk)",
     resources=(Resource("navgesture-walk.zip", (), f"md5:{WALK_MD5}"),),
-    manual_instructions=_GONE.format(name="navgesture-walk.zip", md5=WALK_MD5), **_COMMON)
+    manual_instructions=_GONE.format(name="navgesture-walk.zip", md5=WALK_MD5), **_COMMON,
+    cache_version=2)  # 2: split "all" is train then test (it was member order)
 SIT_RECIPE = Recipe(
     name="navgesture-sit", title="NAV Gesture (sit)",
     resources=(Resource("navgesture-sit.zip", (), f"md5:{SIT_MD5}"),),
-    manual_instructions=_GONE.format(name="navgesture-sit.zip", md5=SIT_MD5), **_COMMON)
+    manual_instructions=_GONE.format(name="navgesture-sit.zip", md5=SIT_MD5), **_COMMON,
+    cache_version=2)  # 2: split "all" is train then test (it was member order)
 
 
 def member_code(name: str):
@@ -72,6 +74,7 @@ class NavGestureWalk(EventDataset):
     """
 
     recipe = WALK_RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
 
     def _check_options(self, seed: int = 0, train_fraction: float = 0.8) -> dict:
         return check_seeded_options(seed, train_fraction)

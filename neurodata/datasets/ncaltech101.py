@@ -27,6 +27,7 @@ assert len(OBJECT_CLASSES) == 100
 BACKGROUND = "BACKGROUND_Google"
 
 RECIPE = Recipe(
+    cache_version=2,  # 2: split "all" is train then test (it was member order)
     name="ncaltech101",
     title="N-Caltech101",
     resources=(
@@ -65,6 +66,7 @@ class NCaltech101(EventDataset):
     """
 
     recipe = RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
 
     def _check_options(self, keep_background: bool = False, seed: int = 0, train_fraction: float = 0.8) -> dict:
         return {"keep_background": bool(keep_background), **check_seeded_options(seed, train_fraction)}
@@ -83,5 +85,5 @@ class NCaltech101(EventDataset):
                 names_by_class.setdefault(_member_class(m.name), []).append(m.name)
             classes = self.classes
             by_label = {label: names_by_class.get(cls, ()) for label, cls in enumerate(classes)}
-            chosen = seeded_split(by_label, self.split, self.options["seed"], self.options["train_fraction"])
+            chosen = seeded_split(by_label, split, self.options["seed"], self.options["train_fraction"])
             yield from atis_archive_samples(archive, classes, lambda n: _member_class(n) if n in chosen else None)

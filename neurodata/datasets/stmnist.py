@@ -19,6 +19,7 @@ __all__ = ["STMNIST", "RECIPE", "spiketrain_events"]
 FILENAME = "STMNIST dataset NUS Tee Research Group.zip"
 
 RECIPE = Recipe(
+    cache_version=2,  # 2: split "all" is train then test (it was member order)
     name="stmnist",
     title="ST-MNIST (Spiking Tactile MNIST)",
     resources=(Resource(FILENAME, (), "sha256:825bb5a64753fff4a2a2c32e3497fa8a951d9c94993e03ba25a057e17d83b884"),),
@@ -73,6 +74,7 @@ class STMNIST(EventDataset):
     Options ``seed`` and ``train_fraction`` (the split rule). A manual download."""
 
     recipe = RECIPE
+    all_by_splits = True  # "all" = train then test, not member order
 
     def _check_options(self, seed: int = 0, train_fraction: float = 0.8) -> dict:
         return check_seeded_options(seed, train_fraction)

@@ -303,10 +303,10 @@ def test_bullying10k_pickled_packets_labels_and_split(http_server, tmp_path):
     root = tmp_path / "root"
     every = cls(root=root, split="all")
     assert len(every) == 12 and every.sensor_size == (346, 260, 2)
-    order = _sources(every)
-    assert order == sorted(order, key=lambda n: (every.classes.index(n.split("/")[0]), n))
+    order = sorted(_sources(every), key=lambda n: (every.classes.index(n.split("/")[0]), n))  # member order
+    assert _sources(every) == [n for k, n in enumerate(order) if k % 5] + order[::5]  # train, then test
     assert set(every.targets.tolist()) == {0, 1, 9}                     # handshake, slapping, kicking
-    for i, name in enumerate(order):
+    for i, name in enumerate(_sources(every)):
         ev, label = every[i]
         r = raw[name]
         t0 = int(r["timestamp"][0])

@@ -305,3 +305,16 @@ def test_cli_fetch_through_a_served_mirror(machine1, http_server, tmp_path, monk
     assert "cifar10dvs train: 10 samples ready" in result.output and "cifar10dvs test: 10 samples ready" in result.output
     for fname, data in files.items():
         assert (tmp_path / "root2" / "cifar10dvs" / fname).read_bytes() == data
+
+
+@pytest.mark.parametrize("name", sorted(MINI_ARCHIVES))
+def test_split_all_is_the_splits_concatenated(name, http_server, tmp_path, no_env):
+    """``split="all"`` holds every split's samples, the splits in the recipe's order (docs: "the splits
+    concatenated in that order"); seven datasets gave member order, train and test mixed, before."""
+    cls, _ = mini_dataset(name, http_server, tmp_path)
+    root = tmp_path / "root"
+    every = cls(root=root, split="all")
+    parts = [cls(root=root, split=s) for s in cls.recipe.splits]
+    expected = [(ds.metadata(i)["source"], int(ds.targets[i])) for ds in parts for i in range(len(ds))]
+    assert [(every.metadata(i)["source"], int(every.targets[i])) for i in range(len(every))] == expected
+    assert len({s for s, _ in expected}) > 1 and all(len(ds) for ds in parts)
