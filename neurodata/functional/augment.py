@@ -25,6 +25,7 @@ from numba import njit
 
 from ..events import check_sensor_size
 from ._eventarray import checked_events, concat_events, copy_events, select_events
+from .frames import exact
 
 __all__ = [
     "as_rng",
@@ -348,7 +349,7 @@ def _fraction(value, name) -> Fraction:
     if isinstance(value, Fraction):
         f = value
     elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-        f = Fraction(value).limit_denominator(2**20)
+        f = exact(value).limit_denominator(2**20)
     else:
         raise ValueError(f"{name} must be a finite positive number, got {value!r}")
     if f <= 0:

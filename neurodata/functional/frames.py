@@ -256,6 +256,18 @@ def check_frame_dtype(dtype, name: str = "dtype") -> np.dtype:
     return dt
 
 
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """float32 or float64 (as :func:`check_frame_dtype` spells them) as a ``numpy.dtype``, else
+    ``ValueError``."""
+    try:
+        dt = check_frame_dtype(dtype, name)
+    except ValueError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise ValueError(f"{name} must be float32 or float64, got {dtype!r}")
+    return dt
+
+
 def cast_counts(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert non-negative integer counts to ``dtype``: integers saturate at the maximum."""
     if acc.dtype == dtype:
@@ -291,6 +303,13 @@ def _is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def exact(v) -> Fraction:
+    """The exact value of a finite real parameter as a ``Fraction``: ints (numpy's too) and
+    fractions as they are, floats (numpy's too: ``Fraction(np.float32(2))`` raises) by their
+    binary value."""
+    return Fraction(int(v)) if _is_int(v) else v if isinstance(v, Fraction) else Fraction(float(v))
+
+
 def frame_mode(*, time_window=None, event_count=None, n_time_bins=None, n_event_bins=None,
                frames_number=None, split_by=None, duration=None, overlap=0,
                include_incomplete=False, start_time=None, end_time=None) -> FrameMode:
@@ -309,6 +328,8 @@ def frame_mode(*, time_window=None, event_count=None, n_time_bins=None, n_event_
             raise ValueError(f"time_window must be a positive number of µs, got {value!r}")
     elif not (_is_int(value) and value > 0):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    else:
+        value = int(value)  # a numpy int would overflow in the Python-integer edge arithmetic
     if name == "frames_number":
         if split_by not in ("number", "time"):
             raise ValueError(f"frames_number needs split_by='number' or 'time', got split_by={split_by!r}")
@@ -343,7 +364,7 @@ def _bin_ranges(n_bins: int, span: int, overlap) -> tuple[list[int], list[int]]:
     if not overlap:
         edges = [(b * span + T - 1) // T for b in range(T + 1)]
         return edges[:-1], edges[1:-1] + [span + 1]
-    o = Fraction(overlap)
+    o = exact(overlap)
     w = Fraction(span) / (T - (T - 1) * o)
     s = (1 - o) * w
     starts = [math.ceil(b * s) for b in range(T)]

@@ -7,9 +7,9 @@ import numbers
 
 import numpy as np
 
-from .frames import cast_counts, check_frame_dtype, frame_counts, frame_mode
+from .frames import _check_oob_policy, cast_counts, check_frame_dtype, frame_counts, frame_mode
 
-__all__ = ["to_event_count_image", "to_binary_representation", "pack_binary_frames"]
+__all__ = ["to_event_count_image", "to_binary_representation", "pack_binary_frames", "check_binary_params"]
 
 
 def to_event_count_image(events, sensor_size, *, dtype=np.float32, on_out_of_bounds="raise",
@@ -50,6 +50,15 @@ def pack_binary_frames(frames, n_bits: int, *, normalize: bool = True) -> np.nda
     return (packed / np.float64(2**n_bits - 1)).astype(np.float32)
 
 
+def check_binary_params(n_frames, n_bits, on_out_of_bounds) -> None:
+    """``ValueError`` naming the first bad parameter of :func:`to_binary_representation`."""
+    if not isinstance(n_frames, numbers.Integral) or isinstance(n_frames, bool) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+    if not isinstance(n_bits, numbers.Integral) or isinstance(n_bits, bool) or not 1 <= n_bits <= 32:
+        raise ValueError(f"n_bits must be an int in 1..32, got {n_bits!r}")
+    _check_oob_policy(on_out_of_bounds)
+
+
 def to_binary_representation(events, sensor_size, n_frames: int, n_bits: int = 8, *,
                              normalize: bool = True, on_out_of_bounds="raise") -> np.ndarray:
     """Bina-Rep frames ``(n_frames, P, H, W)`` from events.
@@ -58,9 +67,6 @@ def to_binary_representation(events, sensor_size, n_frames: int, n_bits: int = 8
     ``t`` required); each group of ``n_bits`` consecutive bins becomes one frame by
     :func:`pack_binary_frames` (a bin's bit is 1 where it holds at least one event).
     """
-    if not isinstance(n_frames, numbers.Integral) or isinstance(n_frames, bool) or n_frames < 1:
-        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
-    if not isinstance(n_bits, numbers.Integral) or isinstance(n_bits, bool) or not 1 <= n_bits <= 32:
-        raise ValueError(f"n_bits must be an int in 1..32, got {n_bits!r}")
+    check_binary_params(n_frames, n_bits, on_out_of_bounds)
     counts = frame_counts(events, sensor_size, frame_mode(n_time_bins=n_frames * n_bits), on_out_of_bounds)
     return pack_binary_frames(counts, n_bits, normalize=normalize)

@@ -7,7 +7,7 @@ from numba import njit
 
 from .frames import check_frame_dtype, frame_mode, frame_ranges, validate_events
 
-__all__ = ["to_sparse"]
+__all__ = ["to_sparse", "check_sparse_dtype"]
 
 _TORCH_DTYPES = {
     torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
@@ -51,6 +51,14 @@ def _sparse_counts_kernel(x, y, p, lo, hi, W, H, P):
     return keys[:nnz], counts[:nnz]
 
 
+def check_sparse_dtype(dtype) -> torch.dtype:
+    """The torch dtype :func:`to_sparse` takes for ``dtype`` (a torch dtype or its name), else ``ValueError``."""
+    dtype = _BY_NAME.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if dtype not in _TORCH_DTYPES:
+        raise ValueError(f"dtype must be one of {list(_BY_NAME)} (torch dtype or name), got {dtype!r}")
+    return dtype
+
+
 def to_sparse(events, sensor_size, *, dtype=torch.float32, on_out_of_bounds="raise",
               **mode) -> torch.Tensor:
     """The frames of :func:`neurodata.functional.frames.to_frame` as a sparse COO tensor.
@@ -61,9 +69,7 @@ def to_sparse(events, sensor_size, *, dtype=torch.float32, on_out_of_bounds="rai
     int64, float32 or float64, as torch dtypes or names; integers saturate). ``.to_dense()`` equals
     ``to_frame``'s output.
     """
-    dtype = _BY_NAME.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    if dtype not in _TORCH_DTYPES:
-        raise ValueError(f"dtype must be one of {list(_BY_NAME)} (torch dtype or name), got {dtype!r}")
+    dtype = check_sparse_dtype(dtype)
     np_dtype = check_frame_dtype(_TORCH_DTYPES[dtype])
     fm = frame_mode(**mode)
     ev, (W, H, P) = validate_events(events, sensor_size, need_sorted=fm.needs_sorted,

@@ -12,9 +12,10 @@ from numba import njit, prange
 
 from ..events import as_events, check_sensor_size
 from .frames import (OK, OUT_OF_BOUNDS, UNSORTED, _check_oob_policy, _event_words, _first_violation_kernel,
-                     _lower_bound_kernel, _resolve_threads, raise_violation, validate_events)
+                     _lower_bound_kernel, _resolve_threads, check_float_dtype, exact, raise_violation,
+                     validate_events)
 
-__all__ = ["to_time_surface", "to_averaged_time_surface"]
+__all__ = ["to_time_surface", "to_averaged_time_surface", "check_time_surface_params", "check_hats_params"]
 
 
 def _positive(name, value, integral=False):
@@ -23,13 +24,6 @@ def _positive(name, value, integral=False):
         kind = "int" if integral else "number"
         raise ValueError(f"{name} must be a positive {kind}, got {value!r}")
     return value
-
-
-def _float_dtype(dtype):
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dt
 
 
 # ---------------------------------------------------------------------------------- time surface
@@ -137,6 +131,15 @@ def _surface_parallel(words, ks, wins, ends, frac, r, table, inv_tau, W, H, P, o
 _TABLE_MAX = 1 << 22
 
 
+def check_time_surface_params(dt, tau, dtype, on_out_of_bounds, num_threads) -> np.dtype:
+    """``ValueError`` naming the first bad parameter of :func:`to_time_surface`; the output dtype."""
+    _positive("dt", dt)
+    _positive("tau", tau)
+    _check_oob_policy(on_out_of_bounds)
+    _resolve_threads(num_threads, 0)
+    return check_float_dtype(dtype)
+
+
 def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = False,
                     dtype=np.float32, on_out_of_bounds: str = "raise", num_threads=1) -> np.ndarray:
     """Global time surfaces sampled at the end of each window of length ``dt`` (tonic's rule).
@@ -144,9 +147,10 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
     Window ``i`` ends at ``T_i = t0 + (i + 1) * dt`` (``t0`` the first timestamp). Its surface is
     ``exp(-(T_i - L_i) / tau)`` per pixel and channel, where ``L_i`` is the pixel's latest event
     with ``t < T_i``; 0 where the pixel has none. The number of windows is
-    ``max(1, floor(D / dt))`` (``ceil`` with ``include_incomplete``), ``D`` = last - first
-    timestamp, as tonic 1.7's ``ToTimesurface``; events at or after the last ``T_i`` are unused
-    (but still checked).
+    ``max(1, floor((D - dt) / dt) + 1)`` (``ceil`` with ``include_incomplete``) in float64, ``D`` =
+    last - first timestamp, as tonic 1.7's ``ToTimesurface`` computes it (``floor(D / dt)`` for an
+    integer ``dt``; a float ``dt`` such as 0.1 can give one window more); events at or after the
+    last ``T_i`` are unused (but still checked).
 
     Parameters
     ----------
@@ -163,9 +167,7 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
     -------
     ndarray, shape (n_windows, P, H, W); one all-zero surface for empty input.
     """
-    _positive("dt", dt)
-    _positive("tau", tau)
-    out_dtype = _float_dtype(dtype)
+    out_dtype = check_time_surface_params(dt, tau, dtype, on_out_of_bounds, num_threads)
     if on_out_of_bounds == "drop":
         ev, sizes = validate_events(events, sensor_size, need_sorted=True, on_out_of_bounds="drop")
     else:
@@ -177,9 +179,9 @@ def to_time_surface(events, sensor_size, dt, tau, *, include_incomplete: bool = 
         return np.zeros((1, P, H, W), out_dtype)
     t = ev["t"]
     t0 = int(t[0])
-    ratio = Fraction(int(t[-1]) - t0) / Fraction(dt)
-    n = max(1, math.ceil(ratio) if include_incomplete else math.floor(ratio))
-    ends, frac = _window_ends(t0, Fraction(dt), n, float(tau))
+    q = (float(int(t[-1]) - t0) - float(dt)) / float(dt)  # tonic's count, float arithmetic included
+    n = max(1, int(math.ceil(q) if include_incomplete else math.floor(q)) + 1)
+    ends, frac = _window_ends(t0, exact(dt), n, float(tau))
     width = math.ceil(dt) + 2
     table = np.exp(-np.arange(width if width <= _TABLE_MAX else 0) / float(tau))
     r = math.exp(-float(dt) / float(tau))
@@ -329,9 +331,26 @@ def _hats_kernel(t, x, y, p, W, H, P, cell, size, window, tau, linear, hist, cou
         if linear:
             tsum[q] += ti
         else:
-            S[q] = S[q] * math.exp(-float(ti - ref[q]) * inv_tau) + 1.0
+            if S[q] != 0.0:  # (0 * exp(...) is NaN where exp overflows: t far below the initial ref 0)
+                S[q] *= math.exp(-float(ti - ref[q]) * inv_tau)
+            S[q] += 1.0
             ref[q] = ti
         head[q] += 1
+
+
+def check_hats_params(cell_size, surface_size, time_window, tau, decay, dtype, on_out_of_bounds) -> np.dtype:
+    """``ValueError`` naming the first bad parameter of :func:`to_averaged_time_surface`; the
+    output dtype."""
+    _positive("cell_size", cell_size, integral=True)
+    _positive("surface_size", surface_size, integral=True)
+    if surface_size % 2 == 0 or surface_size > cell_size:
+        raise ValueError(f"surface_size must be odd and <= cell_size ({cell_size}), got {surface_size}")
+    _positive("time_window", time_window)
+    _positive("tau", tau)
+    if decay not in ("exp", "lin"):
+        raise ValueError(f"decay must be 'exp' or 'lin', got {decay!r}")
+    _check_oob_policy(on_out_of_bounds)
+    return check_float_dtype(dtype)
 
 
 def to_averaged_time_surface(events, sensor_size, *, cell_size: int = 10, surface_size: int = 5,
@@ -356,15 +375,7 @@ def to_averaged_time_surface(events, sensor_size, *, cell_size: int = 10, surfac
     cell_size, surface_size : ints, ``surface_size`` odd and ``<= cell_size``
     time_window, tau : positive numbers, µs
     """
-    _positive("cell_size", cell_size, integral=True)
-    _positive("surface_size", surface_size, integral=True)
-    if surface_size % 2 == 0 or surface_size > cell_size:
-        raise ValueError(f"surface_size must be odd and <= cell_size ({cell_size}), got {surface_size}")
-    _positive("time_window", time_window)
-    _positive("tau", tau)
-    if decay not in ("exp", "lin"):
-        raise ValueError(f"decay must be 'exp' or 'lin', got {decay!r}")
-    out_dtype = _float_dtype(dtype)
+    out_dtype = check_hats_params(cell_size, surface_size, time_window, tau, decay, dtype, on_out_of_bounds)
     ev, (W, H, P) = validate_events(events, sensor_size, need_sorted=True,
                                     on_out_of_bounds=on_out_of_bounds)
     ncells = -(-W // cell_size) * -(-H // cell_size)

@@ -8,9 +8,9 @@ import numpy as np
 from numba import njit
 
 from ..events import as_events, check_sensor_size
-from .frames import OK, _event_words, raise_violation, validate_events
+from .frames import OK, _check_oob_policy, _event_words, check_float_dtype, raise_violation, validate_events
 
-__all__ = ["to_voxel_grid"]
+__all__ = ["to_voxel_grid", "check_voxel_params"]
 
 
 @njit(cache=True)
@@ -63,6 +63,15 @@ def _voxel_kernel(words, B, W, H, P, out):
     return 0, -1
 
 
+def check_voxel_params(n_time_bins, dtype, on_out_of_bounds) -> np.dtype:
+    """``ValueError`` naming the first bad parameter of :func:`to_voxel_grid`; the output dtype."""
+    if not isinstance(n_time_bins, numbers.Integral) or isinstance(n_time_bins, bool) or n_time_bins < 1:
+        raise ValueError(f"n_time_bins must be a positive int, got {n_time_bins!r}")
+    dt = check_float_dtype(dtype)
+    _check_oob_policy(on_out_of_bounds)
+    return dt
+
+
 def to_voxel_grid(events, sensor_size, n_time_bins: int, *, dtype=np.float32,
                   on_out_of_bounds: str = "raise") -> np.ndarray:
     """Voxel grid ``V[b, 0, y, x] = sum_k s_k * max(0, 1 - |b - t*_k|)``.
@@ -87,11 +96,7 @@ def to_voxel_grid(events, sensor_size, n_time_bins: int, *, dtype=np.float32,
     ndarray, shape (B, 1, H, W)
         Zeros for empty input.
     """
-    if not isinstance(n_time_bins, numbers.Integral) or isinstance(n_time_bins, bool) or n_time_bins < 1:
-        raise ValueError(f"n_time_bins must be a positive int, got {n_time_bins!r}")
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    dt = check_voxel_params(n_time_bins, dtype, on_out_of_bounds)
     B = int(n_time_bins)
     if on_out_of_bounds == "raise":  # cheap checks here; bounds and order in the kernel
         ev = as_events(events)

@@ -1,6 +1,6 @@
 """Representation transforms: frozen dataclasses over ``neurodata.functional`` (see
 ``docs/transforms.md``, "Representations"). Parameters are validated when the transform is built.
-Importing this module does not import torch (``ToSparseTensor`` does so when called)."""
+Importing this module does not import torch (``ToSparseTensor`` does so when built)."""
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from ..events import check_sensor_size
-from ..functional.frames import check_frame_dtype, frame_mode, to_frame
-from ..functional.images import to_binary_representation, to_event_count_image
-from ..functional.surfaces import to_averaged_time_surface, to_time_surface
-from ..functional.voxel import to_voxel_grid
+from ..functional.frames import _check_oob_policy, _resolve_threads, check_frame_dtype, frame_mode, to_frame
+from ..functional.images import check_binary_params, to_binary_representation, to_event_count_image
+from ..functional.surfaces import (check_hats_params, check_time_surface_params, to_averaged_time_surface,
+                                   to_time_surface)
+from ..functional.voxel import check_voxel_params, to_voxel_grid
 
 __all__ = [
     "ToFrame",
@@ -80,6 +81,8 @@ class ToFrame(_FrameModes):
     def __post_init__(self):
         super().__post_init__()
         check_frame_dtype(self.dtype)
+        _check_oob_policy(self.on_out_of_bounds)
+        _resolve_threads(self.num_threads, 0)
 
     def __call__(self, events):
         return to_frame(events, self.sensor_size, **self._modes(),
@@ -98,6 +101,7 @@ class ToVoxelGrid:
 
     def __post_init__(self):
         _sensor(self)
+        check_voxel_params(self.n_time_bins, self.dtype, self.on_out_of_bounds)
 
     def __call__(self, events):
         return to_voxel_grid(events, self.sensor_size, self.n_time_bins, dtype=self.dtype,
@@ -118,6 +122,7 @@ class ToTimeSurface:
 
     def __post_init__(self):
         _sensor(self)
+        check_time_surface_params(self.dt, self.tau, self.dtype, self.on_out_of_bounds, self.num_threads)
 
     def __call__(self, events):
         return to_time_surface(events, self.sensor_size, self.dt, self.tau,
@@ -140,6 +145,8 @@ class ToAveragedTimeSurface:
 
     def __post_init__(self):
         _sensor(self)
+        check_hats_params(self.cell_size, self.surface_size, self.time_window, self.tau, self.decay, self.dtype,
+                          self.on_out_of_bounds)
 
     def __call__(self, events):
         return to_averaged_time_surface(
@@ -159,6 +166,7 @@ class ToEventCountImage:
     def __post_init__(self):
         _sensor(self)
         check_frame_dtype(self.dtype)
+        _check_oob_policy(self.on_out_of_bounds)
 
     def __call__(self, events):
         return to_event_count_image(events, self.sensor_size, dtype=self.dtype,
@@ -177,6 +185,7 @@ class ToBinaryRepresentation:
 
     def __post_init__(self):
         _sensor(self)
+        check_binary_params(self.n_frames, self.n_bits, self.on_out_of_bounds)
 
     def __call__(self, events):
         return to_binary_representation(events, self.sensor_size, self.n_frames, self.n_bits,
@@ -191,6 +200,13 @@ class ToSparseTensor(_FrameModes):
     _: KW_ONLY
     dtype: Any = "float32"
     on_out_of_bounds: str = "raise"
+
+    def __post_init__(self):
+        from ..functional.sparse import check_sparse_dtype
+
+        super().__post_init__()
+        check_sparse_dtype(self.dtype)
+        _check_oob_policy(self.on_out_of_bounds)
 
     def __call__(self, events):
         from ..functional.sparse import to_sparse  # torch is imported only when used

@@ -346,3 +346,13 @@ def test_parameter_errors():
         A.center_crop(ev, SENSOR, (0, 3))
     with pytest.raises(ValueError, match="int64"):
         A.time_skew(ev, 1e30)
+
+
+def test_numpy_float_factors():
+    """``Fraction(np.float32(0.5))`` raises TypeError: factors are read by their float value."""
+    from neurodata.transforms import Downsample
+
+    ev = random_events(200, (8, 6, 2), seed=3)
+    for kw in (dict(spatial_factor=0.5), dict(time_factor=0.25)):
+        f32 = {k: np.float32(v) for k, v in kw.items()}
+        assert np.array_equal(Downsample((8, 6, 2), **f32)(ev), Downsample((8, 6, 2), **kw)(ev))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.functional import frames as F
 from neurodata.functional.frames import to_frame
-from neurodata.transforms import ToFrame
+from neurodata.transforms import ToBinaryRepresentation, ToEventCountImage, ToFrame, ToSparseTensor, ToVoxelGrid
 from tests.helpers import event_arrays, random_events
 
 SENSOR = (7, 5, 2)
@@ -299,3 +299,33 @@ def test_transform_is_frozen_and_equals_function():
     assert "n_time_bins=4" in repr(tr)
     with pytest.raises(TypeError):
         ToFrame(SENSOR, 4)  # mode parameters are keyword-only
+
+
+def test_numpy_parameters_behave_like_python_ones():
+    """A numpy int bin count is a Python int in the edge arithmetic (np.int32 overflowed for a
+    30 s recording at T = 100, np.int64 for spans near 2**62); numpy float overlaps are exact."""
+    ev = make_events([0, 10_000_000, 30_000_000], [0, 1, 1], [0, 0, 0], [1, 1, 0])
+    for T in (np.int32(100), np.int64(100), np.uint16(100)):
+        assert np.array_equal(to_frame(ev, (2, 1, 2), n_time_bins=T), to_frame(ev, (2, 1, 2), n_time_bins=100))
+    far = make_events([0, 2**62], [0, 0], [0, 0], [1, 1])
+    assert to_frame(far, (1, 1, 2), n_time_bins=np.int64(4)).sum() == 2
+    assert np.array_equal(to_frame(ev, (2, 1, 2), frames_number=np.int32(3), split_by="time"),
+                          to_frame(ev, (2, 1, 2), frames_number=3, split_by="time"))
+    assert np.array_equal(to_frame(ev, (2, 1, 2), n_time_bins=4, overlap=np.float32(0.5)),
+                          to_frame(ev, (2, 1, 2), n_time_bins=4, overlap=0.5))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: ToFrame((4, 4, 2), n_time_bins=3, on_out_of_bounds="bogus"),
+    lambda: ToFrame((4, 4, 2), n_time_bins=3, num_threads=0),
+    lambda: ToVoxelGrid((4, 4, 2), 0),
+    lambda: ToVoxelGrid((4, 4, 2), 3, dtype=np.int32),
+    lambda: ToBinaryRepresentation((4, 4, 2), 0, 99),
+    lambda: ToEventCountImage((4, 4, 2), on_out_of_bounds="x"),
+    lambda: ToSparseTensor((4, 4, 2), n_time_bins=2, dtype="uint16"),
+])
+def test_representations_check_parameters_when_built(build):
+    """Each representation validates every parameter where it is built, not at its first call (in a
+    DataLoader worker); these all built before."""
+    with pytest.raises(ValueError):
+        build()

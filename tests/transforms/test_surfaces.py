@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -20,23 +21,24 @@ def ref_time_surface(ev, dt, tau, include_incomplete=False, sensor=SENSOR):
     W, H, P = sensor
     t = [int(v) for v in ev["t"]]
     D = t[-1] - t[0]
-    n = max(1, math.ceil(D / dt) if include_incomplete else math.floor(D / dt))
+    q = (D - float(dt)) / float(dt)  # tonic 1.7's count, in float64 as it computes it
+    n = max(1, (math.ceil(q) if include_incomplete else math.floor(q)) + 1)
     out = np.zeros((n, P, H, W))
     for i in range(n):
-        Ti = t[0] + (i + 1) * dt
+        Ti = t[0] + (i + 1) * Fraction(float(dt))  # exact, as documented (a float sum rounds)
         for c in range(P):
             for y in range(H):
                 for x in range(W):
                     ts = [t[k] for k in range(len(t)) if t[k] < Ti and ev["x"][k] == x and ev["y"][k] == y
                           and (P == 1 or ev["p"][k] == c)]
                     if ts:
-                        out[i, c, y, x] = math.exp(-(Ti - max(ts)) / tau)
+                        out[i, c, y, x] = math.exp(-float(Ti - max(ts)) / tau)
     return out
 
 
 @settings(max_examples=60, deadline=None)
 @given(ev=event_arrays(max_x=6, max_y=4, max_t=200, max_n=40).filter(len),
-       dt=st.sampled_from([7, 20, 33.5, 1000]), tau=st.sampled_from([5, 50.0, 1e4]),
+       dt=st.sampled_from([7, 20, 33.5, 1000, 0.1, 0.7, np.float32(2.5)]), tau=st.sampled_from([5, 50.0, 1e4]),
        inc=st.booleans())
 def test_time_surface_matches_reference(ev, dt, tau, inc):
     out = to_time_surface(ev, SENSOR, dt, tau, include_incomplete=inc, dtype=np.float64)
@@ -169,3 +171,37 @@ def test_time_surface_threads_identical_and_checked():
         to_time_surface(tail, sensor, 1000, 3000, num_threads=2)
     kept = to_time_surface(bad, sensor, 1000, 3000, num_threads=2, on_out_of_bounds="drop")
     np.testing.assert_array_equal(kept, to_time_surface(np.delete(bad, n - 10), sensor, 1000, 3000))
+
+
+def test_time_surface_window_count_is_tonics_for_float_dt():
+    """tonic counts windows as floor((D - dt) / dt) + 1 in float64: 50 for D = 5, dt = 0.1, where
+    the exact floor(D / dt) of the binary 0.1 is 49 (it was 49 here)."""
+    ev = make_events([0, 3, 5], [0, 1, 0], [0, 0, 0], [1, 1, 1])
+    assert to_time_surface(ev, (2, 1, 2), 0.1, 100.0).shape[0] == 50
+    assert to_time_surface(ev, (2, 1, 2), 0.1, 100.0, include_incomplete=True).shape[0] == 50
+    assert to_time_surface(ev, (2, 1, 2), 2, 100.0).shape[0] == 2  # integer dt: floor(D / dt)
+
+
+def test_hats_negative_timestamps_equal_shifted():
+    """A pixel's decayed sum starts at 0 with reference time 0; decaying it to t = -1e6 overflowed
+    exp and gave 0 * inf = NaN. Shifting every timestamp changes nothing."""
+    ev = make_events([-1_000_000, -999_995, -999_000], [0, 0, 0], [0, 0, 0], [1, 1, 1])
+    shifted = ev.copy()
+    shifted["t"] += 1_000_000
+    for decay in ("exp", "lin"):
+        kw = dict(cell_size=1, surface_size=1, tau=100, decay=decay)
+        out = to_averaged_time_surface(ev, (1, 1, 2), **kw)
+        assert np.isfinite(out).all() and np.array_equal(out, to_averaged_time_surface(shifted, (1, 1, 2), **kw))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: ToTimeSurface(SENSOR, -1, 5), lambda: ToTimeSurface(SENSOR, 10, 5, dtype=np.int32),
+    lambda: ToTimeSurface(SENSOR, 10, 5, num_threads=0), lambda: ToTimeSurface(SENSOR, 10, 5, on_out_of_bounds="x"),
+    lambda: ToAveragedTimeSurface(SENSOR, cell_size=2, surface_size=4),
+    lambda: ToAveragedTimeSurface(SENSOR, decay="cos"), lambda: ToAveragedTimeSurface(SENSOR, dtype="float16"),
+])
+def test_surface_transforms_check_parameters_when_built(build):
+    """A bad parameter fails where the transform is built, not at its first call (in a DataLoader
+    worker)."""
+    with pytest.raises(ValueError):
+        build()
