@@ -1,6 +1,8 @@
 """CIFAR10-DVS (Li et al. 2017): CIFAR-10 images moving on a monitor, recorded by a DVS128."""
 from __future__ import annotations
 
+import math
+import posixpath
 import re
 
 import numpy as np
@@ -26,7 +28,7 @@ _FILES = (
     ("ship", 7712836, "41c7bd7d6b251be82557c6cce9a7d5c9"),
     ("truck", 7712839, "89f3922fd147d9aeff89e76a2b0b70a7"),
 )
-SPLIT_SCHEMES = ("9:1", "tebn")
+SPLIT_SCHEMES = ("9:1", "spikingjelly", "tebn")
 
 RECIPE = Recipe(
     cache_version=2,  # 2: split "all" is train then test (it was member order)
@@ -43,9 +45,12 @@ RECIPE = Recipe(
                 "p = 1 for ON (raw bit 0 == 0)",
     time_origin="the sample's first event (absolute recording clock; the offset is in metadata t_offset)",
     split_rule="no official split. split_scheme='9:1' (default): per class, file index i < 900 is train, "
-               "the rest test (SpikingJelly's split_to_train_test_set(0.9) in file order); "
-               "split_scheme='tebn': index i < 100 is test, the rest train",
-    sample_counts={"train (9:1)": 9000, "test (9:1)": 1000, "train (tebn)": 9000, "test (tebn)": 1000},
+               "the rest test; split_scheme='spikingjelly': SpikingJelly's split_to_train_test_set(0.9) on "
+               "its CIFAR10DVS folder, per class the first ceil(0.9 n) files in file-name text order "
+               "(cifar10_<class>_1 < _10 < _100 < ... : files 91-99 are test and 900-908 train, unlike "
+               "'9:1'), in that order; split_scheme='tebn': index i < 100 is test, the rest train",
+    sample_counts={"train (9:1)": 9000, "test (9:1)": 1000, "train (spikingjelly)": 9000,
+                   "test (spikingjelly)": 1000, "train (tebn)": 9000, "test (tebn)": 1000},
     homepage="https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671",
 )
 
@@ -63,7 +68,8 @@ def orient(raw: np.ndarray) -> np.ndarray:
 class CIFAR10DVS(EventDataset):
     """CIFAR10-DVS: 10 000 samples (1 000 per class), 128×128×2, ≈ 1.3 s each.
 
-    Option ``split_scheme``: ``"9:1"`` (default) or ``"tebn"`` (see ``RECIPE.split_rule``).
+    Option ``split_scheme``: ``"9:1"`` (default), ``"spikingjelly"`` or ``"tebn"`` (see
+    ``RECIPE.split_rule``).
     """
 
     recipe = RECIPE
@@ -74,10 +80,15 @@ class CIFAR10DVS(EventDataset):
             raise ValueError(f"split_scheme must be one of {SPLIT_SCHEMES}, got {split_scheme!r}")
         return {"split_scheme": split_scheme}
 
-    def _in_split(self, index: int, split: str) -> bool:
-        if self.options["split_scheme"] == "9:1":
-            return (index < 900) == (split == "train")
-        return (index >= 100) == (split == "train")
+    def _chosen(self, members: list, split: str) -> list:
+        """The ``(file index, member name)`` pairs of one class that ``split`` holds, in its order."""
+        scheme = self.options["split_scheme"]
+        if scheme == "spikingjelly":  # its DatasetFolder lists names sorted as text, then takes ceil(0.9 n)
+            ordered = sorted(members, key=lambda m: posixpath.basename(m[1]))
+            cut = math.ceil(len(ordered) * 0.9)
+            return ordered[:cut] if split == "train" else ordered[cut:]
+        train = (lambda i: i < 900) if scheme == "9:1" else (lambda i: i >= 100)
+        return [m for m in sorted(members) if train(m[0]) == (split == "train")]
 
     def _samples(self, files, split):
         for label, res in enumerate(self.recipe.resources):
@@ -88,9 +99,7 @@ class CIFAR10DVS(EventDataset):
                     match = _MEMBER.search(m.name)
                     if match and match.group(1) == cls:
                         members.append((int(match.group(2)), m.name))
-                for index, name in sorted(members):
-                    if not self._in_split(index, split):
-                        continue
+                for index, name in self._chosen(members, split):
                     raw = read_bytes(ar.read(name), "aedat2", name=name, chip="dvs128")
                     events = orient(raw)
                     t0 = int(events["t"][0]) if events.size else 0

@@ -1,6 +1,7 @@
 """The four datasets end to end, offline: miniature archives in the real layouts served from
 127.0.0.1, fetched, verified, cached and loaded; labels, splits, orientation and time origin as
 documented in docs/datasets.md."""
+import math
 import numpy as np
 import pytest
 import torch
@@ -170,6 +171,28 @@ def test_cifar10dvs_orientation_time_origin_and_splits(http_server, tmp_path):
     assert indices(cls(root=root, split="test", split_scheme="tebn")) == [0, 99]
     with pytest.raises(ValueError, match="split_scheme"):
         cls(root=root, split="train", split_scheme="random")
+
+
+def test_cifar10dvs_spikingjelly_split(http_server, tmp_path):
+    """SpikingJelly's split_to_train_test_set(0.9) on its CIFAR10DVS folder: per class the file
+    names sorted as text, the first ceil(0.9 n) train, in that order (the '9:1' rule by index is
+    not it: 91-99 sort after 909 as text)."""
+    indices = (0, 1, 10, 91, 99, 100, 899, 900, 908, 909)
+    files, _ = cifar_archives(tmp_path, indices=indices)
+    cls = mini_class(CIFAR10DVS, files, _serve(http_server, "cifar10dvs", files), tmp_path)
+    root = tmp_path / "root"
+    text_order = sorted(indices, key=lambda i: f"cifar10_x_{i}.npz")  # what its DatasetFolder lists
+    cut = math.ceil(len(indices) * 0.9)
+
+    def sources(ds):
+        return [(ds.classes[int(ds.targets[k])], int(ds.metadata(k)["source"].rsplit("_", 1)[1].split(".")[0]))
+                for k in range(len(ds))]
+
+    for split, part in (("train", text_order[:cut]), ("test", text_order[cut:])):
+        ds = cls(root=root, split=split, split_scheme="spikingjelly")
+        assert sources(ds) == [(c, i) for c in CIFAR10DVS.recipe.classes for i in part]
+    assert [i for _, i in sources(cls(root=root, split="test", split_scheme="spikingjelly"))][:1] == [99]
+    assert {i for _, i in sources(cls(root=root, split="test"))} == {900, 908, 909}  # '9:1' by index
 
 
 def test_dvsgesture_windows_labels_and_repeats(http_server, tmp_path):
