@@ -97,6 +97,25 @@ def check_member_name(name: str, archive=None) -> str:
     return "/".join(clean)
 
 
+_TAR_MAGICS = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz: a compressed tar
+
+
+def _is_zip(source) -> bool:
+    """A zip, not a tar: ``zipfile.is_zipfile`` looks for a zip's end record near the end of the
+    data, which a tar whose last member is a zip also has; a tar is recognised first by its
+    compression magic or the ``ustar`` magic of its first header (POSIX and GNU tar)."""
+    if hasattr(source, "read"):
+        pos = source.tell()
+        head = source.read(262)
+        source.seek(pos)
+    else:
+        with open(source, "rb") as f:
+            head = f.read(262)
+    if head.startswith(_TAR_MAGICS) or head[257:262] == b"ustar":
+        return False
+    return zipfile.is_zipfile(source)
+
+
 def _zip_member(info: zipfile.ZipInfo, zf: zipfile.ZipFile) -> Member:
     mode = info.external_attr >> 16
     name = info.filename.rstrip("/")
@@ -139,7 +158,7 @@ class Archive:
         self.name = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stream>")
         self._closers = []
         try:
-            if zipfile.is_zipfile(source):
+            if _is_zip(source):
                 self.kind = "zip"
                 self._zip = zipfile.ZipFile(source)
                 self._infos = {}
@@ -405,7 +424,7 @@ def iter_files(source, select=None, *, strict: bool = True):
         ``strict`` and a member name could escape an extraction folder.
     """
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stream>"
-    if not hasattr(source, "read") and zipfile.is_zipfile(source):
+    if not hasattr(source, "read") and _is_zip(source):
         with Archive(source, strict=strict) as ar:
             for m in ar.files():
                 if select is None or select(m.name):

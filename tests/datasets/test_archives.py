@@ -82,6 +82,21 @@ def test_not_an_archive(tmp_path):
         open_archive(tmp_path / "missing.zip")
 
 
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+def test_tar_whose_last_member_is_a_zip_is_a_tar(tmp_path, mode):
+    """zipfile.is_zipfile finds the inner zip's end record near the end of a plain tar; the tar's
+    own magic decides first (it was listed as the inner zip's members)."""
+    from neurodata.archives import iter_files
+
+    inner = make_zip(tmp_path / "inner.zip", {"a.txt": b"x" * 10}, zipfile.ZIP_STORED).read_bytes()
+    path = make_tar(tmp_path / "t.tar", {"data/readme.txt": b"hello", "data/inner.zip": inner}, mode=mode)
+    with open_archive(path) as ar:
+        assert ar.kind == "tar" and sorted(m.name for m in ar.files()) == ["data/inner.zip", "data/readme.txt"]
+    assert dict(iter_files(path)) == {"data/readme.txt": b"hello", "data/inner.zip": inner}
+    with open(path, "rb") as f, open_archive(f) as ar:
+        assert ar.kind == "tar"
+
+
 @pytest.mark.parametrize("size_limit", [None, 0])
 def test_zip_in_zip(tmp_path, monkeypatch, size_limit):
     import neurodata.archives as archives
