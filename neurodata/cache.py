@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import secrets
 import warnings
@@ -747,7 +748,11 @@ class _Store:
 
     def _file(self):
         if self._h5 is None or self._pid != os.getpid():
-            self._h5 = _open(self.path)  # a handle inherited through fork is never used
+            try:
+                self._h5 = _open(self.path)  # a handle inherited through fork is never used
+            except FileNotFoundError:
+                raise CacheError(f"{self.path} was removed after this dataset was opened (e.g. `neurodata "
+                                 "cache rm`); open the dataset again to rebuild it") from None
             self._pid = os.getpid()
             self._bind(self._h5)
         return self._h5
@@ -769,7 +774,10 @@ class _Store:
 
     def _index(self, i) -> int:
         n = len(self)
-        i = int(i)
+        try:
+            i = operator.index(i)  # ints, numpy ints, integer 0-d tensors; not 2.7 (int() truncated it)
+        except TypeError:
+            raise TypeError(f"a sample index is an integer, got {i!r}") from None
         if not -n <= i < n:
             raise IndexError(f"sample index {i} out of range for {n} samples in {self.path}")
         return i % n

@@ -21,6 +21,7 @@ class FramesDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     events_dataset : neurodata.datasets.EventDataset
+        Without a ``transform`` (``ValueError`` otherwise: frames come from its cache, untransformed).
     params : dict
         Keyword arguments of ``neurodata.transforms.ToFrame`` (its ``sensor_size`` is the dataset's).
     transform, target_transform : callables applied to the frames tensor / the label.
@@ -29,6 +30,10 @@ class FramesDataset(torch.utils.data.Dataset):
     def __init__(self, events_dataset, params: dict, transform=None, target_transform=None):
         from ..transforms import ToFrame
 
+        if getattr(events_dataset, "transform", None) is not None:
+            raise ValueError("FramesDataset makes frames from the events cache, so the events dataset's transform "
+                             f"({events_dataset.transform!r}) would be silently left out: build the events dataset "
+                             "without one, and pass frame transforms as FramesDataset(transform=...)")
         self.events = events_dataset
         self.params = dict(params)
         if "sensor_size" in self.params:  # tonic habit: accepted when it is the dataset's own

@@ -948,3 +948,21 @@ def test_huffman_file_fuzz_never_serves_wrong_events(tmp_path):
             served += 1
         store.close()
     assert served > 0  # most mutations outside a sample leave it readable
+
+
+def test_sample_index_is_an_integer_and_a_removed_file_is_a_cache_error(tmp_path):
+    """Indices are integers (numpy's and 0-d tensors too): 2.7 used to read sample 2. A cache file
+    removed after the store was opened ends in ``CacheError`` naming it (a bare h5py error before)."""
+    import torch
+
+    path = tmp_path / "e.h5"
+    build_events(path, make_samples(4))
+    store = EventsStore(path, "k")
+    assert store[np.int32(1)][1] == store[torch.tensor(1)][1] == store[1][1]
+    for bad in (2.7, slice(1, 3), "1"):
+        with pytest.raises(TypeError, match="integer"):
+            store[bad]
+    fresh = EventsStore(path, "k")
+    path.unlink()
+    with pytest.raises(CacheError, match="was removed after"):
+        fresh[0]

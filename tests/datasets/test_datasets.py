@@ -74,6 +74,8 @@ def test_frames_dataset_serves_toframe_without_computing_again(nmnist_setup, mon
         FramesDataset(events, {**params, "sensor_size": (32, 32, 2)})
     with pytest.raises(ValueError, match="sensor_size 34 differs"):  # not a TypeError from tuple(34)
         FramesDataset(events, {**params, "sensor_size": 34})
+    with pytest.raises(ValueError, match="transform"):  # it would not be applied to cached frames
+        FramesDataset(cls(root=root, split="train", transform=lambda ev: ev[:1]), params)
     for bad in ("foo", None):  # np.dtype(None) is float64: None was accepted, "foo" failed in the key
         with pytest.raises(ValueError, match="dtype must be one of"):
             FramesDataset(events, {**params, "dtype": bad})
