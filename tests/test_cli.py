@@ -66,7 +66,7 @@ def test_fetch_verify_cache_show(run, tmp_path):
     assert "nmnist/" in run("cache", "ls", "--root", root)
     png = tmp_path / "s.png"
     pytest.importorskip("matplotlib")
-    assert "wrote" in run("show", "nmnist:0", "--root", root, "--out", png)
+    assert "wrote" in run("show", "nmnist:0", "--root", root, "--out", png, "--no-verify")
     assert png.stat().st_size > 0
     gif = tmp_path / "s.gif"
     raw = tmp_path / "a.raw"
@@ -146,7 +146,8 @@ def test_show_and_verify_edge_cases(run, tmp_path):
         (downloads / name).write_bytes(data)
     root = tmp_path / "root"
     run("fetch", "nmnist", "--root", root, "--from", downloads, "--no-verify", "--split", "train")
-    assert "out of range" in run("show", "nmnist:10", "--root", root, "--out", tmp_path / "s.png", code=2)
+    assert "out of range" in run("show", "nmnist:10", "--root", root, "--out", tmp_path / "s.png", "--no-verify",
+                                 code=2)
     (root / "nmnist" / "test.zip").mkdir()  # a folder where a download belongs
     assert "error:" in run("verify", "nmnist", "--root", root, code=1)
     shd = tmp_path / "shd.raw"  # a one-row "sensor" (audio datasets): a GIF used to crash in matplotlib

@@ -7,7 +7,7 @@ import numpy as np
 from . import fail
 
 
-def _load_events(target, root):
+def _load_events(target, root, verify=True):
     """Events and sensor size of a file path or a ``NAME:INDEX`` dataset sample."""
     import os
 
@@ -28,7 +28,7 @@ def _load_events(target, root):
         fail(f"INDEX in {target!r} must be an integer", 2)
     from ..datasets import load
 
-    ds = load(name, split="train", root=root, download=False)
+    ds = load(name, split="train", root=root, download=False, verify=verify)
     if not -len(ds) <= i < len(ds):
         fail(f"{name}'s train split has {len(ds)} samples: index {i} is out of range", 2)
     events, label = ds[i]
@@ -72,7 +72,8 @@ def render(events, sensor_size, title, out, n_frames=1):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .png or .gif.")
 @click.option("--bins", default=20, show_default=True, type=click.IntRange(min=1), help="Time bins of a GIF.")
 @click.option("--root", default=None, help="Cache root for NAME:INDEX.")
-def command(target, out, bins, root):
+@click.option("--no-verify", is_flag=True, help="NAME:INDEX fetched with --no-verify (its cache is kept apart).")
+def command(target, out, bins, root, no_verify):
     """Render TARGET (an event file, or NAME:INDEX of a cached dataset) to OUT."""
     try:
         import matplotlib  # noqa: F401
@@ -80,6 +81,6 @@ def command(target, out, bins, root):
         fail("`neurodata show` needs matplotlib: pip install 'neurodata[viz]'", 1)
     if not out.lower().endswith((".png", ".gif")):
         fail("--out must end in .png or .gif", 2)
-    events, size, title = _load_events(target, root)
+    events, size, title = _load_events(target, root, verify=not no_verify)
     render(events, size, title, out, n_frames=bins if out.lower().endswith(".gif") else 1)
     click.echo(f"wrote {out}")

@@ -132,9 +132,15 @@ class EventDataset(torch.utils.data.Dataset):
 
     @property
     def cache_key(self) -> str:
+        """The key of this split's events cache: recipe, version, split, options, the resources'
+        checksums, the layout, and whether those checksums were skipped (``verify=False``): a cache
+        built from unverified files is never served to a verifying dataset, which builds its own."""
+        resources = self._resources()
         storage = {} if self.cache_compression == "huffman" else {"cache_compression": self.cache_compression or "none"}
+        if not self._verify and any(r.checksum for r in resources):
+            storage["unverified"] = True
         return content_key(self.recipe.name, self.recipe.cache_version, self.split, self.options,
-                           [(r.filename, r.checksum) for r in self._resources()], **storage)
+                           [(r.filename, r.checksum) for r in resources], **storage)
 
     @property
     def cache_path(self) -> Path:

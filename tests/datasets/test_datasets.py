@@ -138,6 +138,25 @@ def test_offline_mode_names_the_missing_file(nmnist_setup, monkeypatch):
     assert not server.log
 
 
+def test_unverified_cache_is_not_served_to_a_verifying_dataset(nmnist_setup, tmp_path):
+    """A cache built with verify=False from files that fail their checksums has its own key: a
+    later verifying dataset builds from the right files (the unverified cache was served before)."""
+    cls, expected, server, root = nmnist_setup
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (tmp_path / "other").mkdir()
+    for name, data in nmnist_archives(tmp_path / "other", per_class=1)[0].items():
+        (wrong / name).write_bytes(data)
+    with pytest.raises(ChecksumError):
+        cls(root=root, split="train", source=wrong)
+    with pytest.warns(UserWarning, match="verification"):
+        unverified = cls(root=root, split="train", source=wrong, verify=False)
+    assert len(unverified) == 10
+    verified = cls(root=root, split="train")
+    assert len(verified) == len(expected["train"]) == 20 and verified.cache_path != unverified.cache_path
+    assert len(cls(root=root, split="train", source=wrong, verify=False)) == 10  # its own cache, served
+
+
 def test_manual_source_folder_accepts_aliases(nmnist_setup, tmp_path):
     cls, expected, server, root = nmnist_setup
     manual = tmp_path / "downloads"
@@ -352,7 +371,7 @@ def _gesture_probe(cls, root, split):
     """An unbuilt ``cls`` instance for ``split`` under ``root``: only to name its cache file and lock."""
     probe = cls.__new__(cls)
     probe.recipe, probe.root, probe.split = cls.recipe, root / cls.recipe.name, split
-    probe.options, probe.cache_compression = {"release": "original"}, "huffman"
+    probe.options, probe.cache_compression, probe._verify = {"release": "original"}, "huffman", True
     return probe
 
 
