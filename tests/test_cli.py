@@ -154,3 +154,25 @@ def test_show_and_verify_edge_cases(run, tmp_path):
     neurodata.write(shd, random_events(200, (700, 1, 2)), "evt2", sensor_size=(700, 1, 2))
     run("show", shd, "--out", tmp_path / "a.gif", "--bins", "2")
     assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"
+
+
+def test_fetch_reports_every_split_and_inspect_unsorted(run, tmp_path):
+    """One failing dataset does not hide the others' results (with --jobs 2 the first error used
+    to end the run); inspect shows the time range of unsorted events as min .. max and says so;
+    --frames numbers written as 1e3 are ints."""
+    files, _ = nmnist_archives(tmp_path, per_class=1)
+    downloads = tmp_path / "dl"
+    downloads.mkdir()
+    for name, data in files.items():
+        (downloads / name).write_bytes(data)
+    root = tmp_path / "root"
+    for jobs in ("1", "2"):
+        out = run("fetch", "nmnist", "dvsgesture", "--root", root, "--from", downloads, "--no-verify",
+                  "--split", "train", "--jobs", jobs, "--frames", "n_time_bins=1e1", code=1)
+        assert "nmnist train: 10 samples ready" in out and "error: dvsgesture train:" in out
+        assert "1 of 2 dataset splits could not be prepared" in out
+    ev = random_events(20, (16, 8, 2))
+    ev["t"] = np.arange(20)[::-1] * 10
+    src = tmp_path / "u.dat"  # DAT keeps the order it is given (EVT writers refuse unsorted events)
+    neurodata.write(src, ev, "dat", sensor_size=(16, 8, 2))
+    assert "0 .. 190 µs" in run("inspect", src) and "NOT sorted" in run("inspect", src)

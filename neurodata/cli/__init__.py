@@ -64,9 +64,10 @@ def _value(text: str):
         return tuple(_value(part) for part in text.split(","))
     for conv in (int, float):
         try:
-            return conv(text)
+            value = conv(text)
         except ValueError:
             continue
+        return int(value) if isinstance(value, float) and value.is_integer() else value  # 1e5 is 100000
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 

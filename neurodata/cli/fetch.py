@@ -1,6 +1,7 @@
 """``neurodata fetch NAME...``: download, verify and build the caches ahead of training."""
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ProcessPoolExecutor
 
 import click
@@ -42,10 +43,17 @@ def command(names, splits, root, mirror, source, no_verify, frames, jobs):
         for split in splits or recipe.splits:
             opts = {"root": root, "mirror": mirror, "source": source, "verify": not no_verify}
             tasks.append((name, split, opts, frames_params))
-    if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            for line in pool.map(_fetch_one, *zip(*tasks)):
-                click.echo(line)
-    else:
-        for task in tasks:
-            click.echo(_fetch_one(*task))
+    from ..errors import CacheError
+
+    failed = 0
+    with contextlib.ExitStack() as stack:  # every task is reported, the failed ones too
+        pool = stack.enter_context(ProcessPoolExecutor(jobs)) if jobs > 1 and len(tasks) > 1 else None
+        pending = [pool.submit(_fetch_one, *task) if pool else task for task in tasks]
+        for task, job in zip(tasks, pending):
+            try:
+                click.echo(job.result() if pool else _fetch_one(*task))
+            except (OSError, ValueError, CacheError) as e:
+                failed += 1
+                click.echo(f"error: {task[0]} {task[1]}: {e}", err=True)
+    if failed:
+        fail(f"{failed} of {len(tasks)} dataset splits could not be prepared (see above)", 1)

@@ -25,8 +25,9 @@ def command(path, fmt, no_decode):
             ev = read(path, format=info.format)
             click.echo(f"events:      {ev.size}")
             if ev.size:
-                span = int(ev["t"][-1]) - int(ev["t"][0])
-                click.echo(f"time:        {ev['t'][0]} .. {ev['t'][-1]} µs ({span / 1e6:.3f} s)")
+                t0, t1 = int(ev["t"].min()), int(ev["t"].max())
+                order = "" if bool(np.all(ev["t"][1:] >= ev["t"][:-1])) else ", NOT sorted by t"
+                click.echo(f"time:        {t0} .. {t1} µs ({(t1 - t0) / 1e6:.3f} s{order})")
                 click.echo(f"x range:     {ev['x'].min()} .. {ev['x'].max()}")
                 click.echo(f"y range:     {ev['y'].min()} .. {ev['y'].max()}")
                 on = int(np.count_nonzero(ev["p"]))

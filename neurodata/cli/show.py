@@ -7,7 +7,7 @@ import numpy as np
 from . import fail
 
 
-def _load_events(target, root, verify=True):
+def _load_events(target, root, verify=True, split="train"):
     """Events and sensor size of a file path or a ``NAME:INDEX`` dataset sample."""
     import os
 
@@ -28,9 +28,9 @@ def _load_events(target, root, verify=True):
         fail(f"INDEX in {target!r} must be an integer", 2)
     from ..datasets import load
 
-    ds = load(name, split="train", root=root, download=False, verify=verify)
+    ds = load(name, split=split, root=root, download=False, verify=verify)
     if not -len(ds) <= i < len(ds):
-        fail(f"{name}'s train split has {len(ds)} samples: index {i} is out of range", 2)
+        fail(f"{name}'s {split} split has {len(ds)} samples: index {i} is out of range", 2)
     events, label = ds[i]
     return events, ds.sensor_size, f"{name}[{index}] label {label} ({ds.classes[label]})"
 
@@ -72,8 +72,9 @@ def render(events, sensor_size, title, out, n_frames=1):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .png or .gif.")
 @click.option("--bins", default=20, show_default=True, type=click.IntRange(min=1), help="Time bins of a GIF.")
 @click.option("--root", default=None, help="Cache root for NAME:INDEX.")
+@click.option("--split", default="train", show_default=True, help="Split of NAME:INDEX.")
 @click.option("--no-verify", is_flag=True, help="NAME:INDEX fetched with --no-verify (its cache is kept apart).")
-def command(target, out, bins, root, no_verify):
+def command(target, out, bins, root, split, no_verify):
     """Render TARGET (an event file, or NAME:INDEX of a cached dataset) to OUT."""
     try:
         import matplotlib  # noqa: F401
@@ -81,6 +82,6 @@ def command(target, out, bins, root, no_verify):
         fail("`neurodata show` needs matplotlib: pip install 'neurodata[viz]'", 1)
     if not out.lower().endswith((".png", ".gif")):
         fail("--out must end in .png or .gif", 2)
-    events, size, title = _load_events(target, root, verify=not no_verify)
+    events, size, title = _load_events(target, root, verify=not no_verify, split=split)
     render(events, size, title, out, n_frames=bins if out.lower().endswith(".gif") else 1)
     click.echo(f"wrote {out}")
