@@ -22,6 +22,15 @@ def run(monkeypatch, tmp_path):
     return invoke
 
 
+def _downloads(tmp_path, files):
+    """A folder holding ``files`` ({name: bytes}), as a manual download would."""
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
 def test_help_and_list(run):
     assert "fetch" in run("--help")
     out = run("list")
@@ -51,10 +60,7 @@ def test_inspect_and_convert(run, tmp_path):
 
 def test_fetch_verify_cache_show(run, tmp_path):
     files, expected = nmnist_archives(tmp_path, per_class=1)
-    downloads = tmp_path / "dl"
-    downloads.mkdir()
-    for name, data in files.items():
-        (downloads / name).write_bytes(data)
+    downloads = _downloads(tmp_path, files)
     root = tmp_path / "root"
     out = run("fetch", "nmnist", "--root", root, "--from", downloads, "--no-verify", "--frames", "n_time_bins=4")
     assert "nmnist train: 10 samples ready" in out and "nmnist test: 10 samples ready" in out
@@ -139,11 +145,7 @@ def test_user_mistakes_end_in_one_error_line(run, tmp_path):
 
 def test_show_and_verify_edge_cases(run, tmp_path):
     pytest.importorskip("matplotlib")
-    files, _ = nmnist_archives(tmp_path, per_class=1)
-    downloads = tmp_path / "dl"
-    downloads.mkdir()
-    for name, data in files.items():
-        (downloads / name).write_bytes(data)
+    downloads = _downloads(tmp_path, nmnist_archives(tmp_path, per_class=1)[0])
     root = tmp_path / "root"
     run("fetch", "nmnist", "--root", root, "--from", downloads, "--no-verify", "--split", "train")
     assert "out of range" in run("show", "nmnist:10", "--root", root, "--out", tmp_path / "s.png", "--no-verify",
@@ -160,11 +162,7 @@ def test_fetch_reports_every_split_and_inspect_unsorted(run, tmp_path):
     """One failing dataset does not hide the others' results (with --jobs 2 the first error used
     to end the run); inspect shows the time range of unsorted events as min .. max and says so;
     --frames numbers written as 1e3 are ints."""
-    files, _ = nmnist_archives(tmp_path, per_class=1)
-    downloads = tmp_path / "dl"
-    downloads.mkdir()
-    for name, data in files.items():
-        (downloads / name).write_bytes(data)
+    downloads = _downloads(tmp_path, nmnist_archives(tmp_path, per_class=1)[0])
     root = tmp_path / "root"
     for jobs in ("1", "2"):
         out = run("fetch", "nmnist", "dvsgesture", "--root", root, "--from", downloads, "--no-verify",
