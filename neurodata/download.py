@@ -32,7 +32,7 @@ from .errors import ChecksumError, DownloadError
 __all__ = ["fetch_resource", "file_digest", "parse_checksum", "verify_file", "is_offline", "env_mirrors",
            "mirror_token"]
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # a read returns once it has this much: bytes before a reset or stall are kept
 ALGORITHMS = ("md5", "sha256")
 _RETRY_STATUS = {408, 429}
 _USER_AGENT = "neurodata (https://github.com/neurodata; python-requests)"
@@ -149,8 +149,8 @@ class _ProgressBar:
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
-        if self.start_bytes is None:
-            self.start_bytes = done
+        if self.start_bytes is None or done < self.start_bytes:  # first call, or restarted from zero
+            self.start_bytes, self.t0 = done, now
         if now - self.last < self.min_interval and done != total:
             return
         self.last = now
@@ -202,7 +202,8 @@ def _sources(urls, mirrors, dataset, filename) -> list[str]:
         m = str(m)
         parts = [p for p in (dataset, filename) if p]
         local = _local_path(m)
-        out.append(str(local.joinpath(*parts)) if local is not None else "/".join([m.rstrip("/"), *parts]))
+        out.append(str(local.joinpath(*parts)) if local is not None
+                   else "/".join([m.rstrip("/"), *(urllib.parse.quote(p) for p in parts)]))  # "a#b.zip" is a path, not a fragment
     out.extend(str(u) for u in urls)
     return out
 
@@ -240,8 +241,9 @@ def _copy_local(src: Path, part: Path, report) -> None:
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
-def _http_attempt(session, url: str, part: Path, timeout, report, headers=None) -> None:
-    """One GET into ``part``, resumed with ``Range`` when it exists.
+def _http_attempt(session, url: str, part: Path, timeout, report, headers=None) -> bool:
+    """One GET into ``part``, resumed with ``Range`` when it exists; True when it appended to an
+    existing part (a resumed download) and completed.
 
     Raises ``_Retryable`` (transient: retry) or ``_SourceFailed`` (give up on this URL)."""
     import requests
@@ -260,7 +262,7 @@ def _http_attempt(session, url: str, part: Path, timeout, report, headers=None) 
         if status == 416 and have:
             m = re.match(r"bytes\s+\*/(\d+)", resp.headers.get("Content-Range", ""))
             if m and int(m.group(1)) == have:
-                return  # the part file is already complete
+                return True  # the part file is already complete
             part.unlink()
             raise _Retryable(f"HTTP 416 for bytes={have}-: restarting from zero")
         if status >= 500 or status in _RETRY_STATUS:
@@ -297,21 +299,25 @@ def _http_attempt(session, url: str, part: Path, timeout, report, headers=None) 
         if total is not None and done > total:
             part.unlink()
             raise _Retryable(f"received {done} bytes, more than the announced {total}")
+        return mode == "ab"
 
 
-def _fetch_http(session, url, part, *, retries, timeout, backoff, report, headers=None) -> None:
-    failures = 0
+def _fetch_http(session, url, part, *, retries, timeout, backoff, report, headers=None) -> bool:
+    """``part`` completed from ``url``; True when some bytes of it came from a resumed request."""
+    failures, resumed = 0, False
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _http_attempt(session, url, part, timeout, report, headers)
-            return
+            return _http_attempt(session, url, part, timeout, report, headers) or resumed
         except _Retryable as e:
             after = part.stat().st_size if part.exists() else 0
             failures = 0 if after > before else failures + 1
             if failures > retries:
                 raise _SourceFailed(f"{e} (gave up after {retries} retries)") from None
-            time.sleep(min(backoff * 2 ** max(failures - 1, 0), 60.0))
+            if failures:  # an attempt that added bytes is resumed at once
+                time.sleep(min(backoff * 2 ** (failures - 1), 60.0))
+            else:
+                resumed = True
 
 
 def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=None, dataset=None,
@@ -413,8 +419,8 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
                             session.headers.update({"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"})
                         if from_zero:
                             part.unlink(missing_ok=True)
-                        _fetch_http(session, source, part, report=report, headers=(auth or {}).get(source),
-                                    **http_opts)
+                        resumed = _fetch_http(session, source, part, report=report,
+                                              headers=(auth or {}).get(source), **http_opts) or resumed
                     verify_file(part, source=source, hint=hint, **check)
                     os.replace(part, dest)
                     return dest
@@ -426,7 +432,7 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
                     checksum_error = e
                     failures.append(f"{source}: {e.expected} expected, got {e.actual} (file deleted)")
                     if not resumed:
-                        break  # a retry from zero only helps a download resumed from an old part
+                        break  # a retry from zero only helps a download that was resumed
     finally:
         if bar is not None:
             bar.close()

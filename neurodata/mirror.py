@@ -204,7 +204,7 @@ def _place(src: Path, dest: Path, link: bool):
 def _already_there(src: Path, dest: Path):
     """Digests of ``dest`` when it already holds the bytes of ``src`` (same inode, or the same size
     and digests: nothing is written), else None."""
-    if not dest.is_file():
+    if dest.is_symlink() or not dest.is_file():  # a link is replaced by the file: serve refuses links
         return None
     if os.path.samefile(src, dest):
         return _digests(dest)
@@ -341,12 +341,12 @@ def verify_mirror(directory, *, recipes=None) -> MirrorReport:
         rel = entry["path"]
         listed.add(rel)
         path = directory / rel
-        if not path.exists() and not path.is_symlink():
-            report.missing.append(rel)
-            continue
         real = os.path.realpath(path)
         if not real.startswith(top + os.sep):
             report.corrupt.append((rel, f"its real path {real} is outside the mirror (a link pointing out)"))
+            continue
+        if not os.path.exists(real):  # absent, or a link to nothing
+            report.missing.append(rel)
             continue
         if not stat.S_ISREG(os.stat(real).st_mode):
             report.corrupt.append((rel, "not a regular file"))

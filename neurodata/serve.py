@@ -108,8 +108,8 @@ def parse_range(header: str | None, size: int):
     """``(start, end)`` inclusive for one ``bytes=`` range; None to serve the whole file
     (no header, malformed, multi-part); ``"unsatisfiable"`` for 416."""
     m = _RANGE.fullmatch(header or "")
-    if not m or not (m.group(1) or m.group(2)):
-        return None
+    if not m or not (m.group(1) or m.group(2)) or max(len(m.group(1) or ""), len(m.group(2) or "")) > 30:
+        return None  # (more digits than any file size: int() would refuse beyond 4300)
     if m.group(1):
         start = int(m.group(1))
         if m.group(2) and int(m.group(2)) < start:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,9 +24,10 @@ import pytest
 @dataclass
 class _Entry:
     data: bytes
-    drop_after: list = field(default_factory=list)  # one byte count per planned drop
+    drop_after: list = field(default_factory=list)  # one (byte count, reset) per planned drop
     failures: list = field(default_factory=list)    # one status per planned failure
     wrong_bytes: int = 0                            # how many more GETs serve corrupted bytes
+    wrong_on_range: int = 0                         # how many more GETs with Range serve them
     ignore_range: bool = False
 
 
@@ -51,17 +53,23 @@ class FaultyServer:
         self.files[path.lstrip("/")] = _Entry(bytes(data), ignore_range=ignore_range)
         return self.url(path)
 
-    def drop_after(self, path: str, nbytes: int, times: int = 1) -> None:
-        """The next ``times`` GETs of ``path`` send ``nbytes`` of the body, then close the socket."""
-        self.files[path.lstrip("/")].drop_after.extend([int(nbytes)] * times)
+    def drop_after(self, path: str, nbytes: int, times: int = 1, reset: bool = False) -> None:
+        """The next ``times`` GETs of ``path`` send ``nbytes`` of the body, then close the socket
+        (``reset``: abort it with a TCP RST, as a dropped connection often ends, instead of FIN)."""
+        self.files[path.lstrip("/")].drop_after.extend([(int(nbytes), reset)] * times)
 
     def fail(self, path: str, status: int = 500, times: int = 1) -> None:
         """The next ``times`` requests for ``path`` get ``status`` (and no body)."""
         self.files[path.lstrip("/")].failures.extend([int(status)] * times)
 
-    def serve_wrong(self, path: str, times: int = 1) -> None:
-        """The next ``times`` GETs of ``path`` serve the right length with every byte inverted."""
-        self.files[path.lstrip("/")].wrong_bytes += times
+    def serve_wrong(self, path: str, times: int = 1, on_range: bool = False) -> None:
+        """The next ``times`` GETs of ``path`` (``on_range``: that carry a ``Range`` header) serve
+        the right length with every byte inverted: another version of the file."""
+        entry = self.files[path.lstrip("/")]
+        if on_range:
+            entry.wrong_on_range += times
+        else:
+            entry.wrong_bytes += times
 
     # --- inspection ---------------------------------------------------------------------------
     @property
@@ -110,6 +118,9 @@ def _handler(state: FaultyServer):
                 wrong = entry.wrong_bytes > 0 and self.command == "GET"
                 if wrong:
                     entry.wrong_bytes -= 1
+                elif entry.wrong_on_range > 0 and self.command == "GET" and self.headers.get("Range"):
+                    wrong = True
+                    entry.wrong_on_range -= 1
             if status is not None:
                 return self._reply(status, body=b"error")
             data = bytes(b ^ 0xFF for b in entry.data) if wrong else entry.data
@@ -131,9 +142,15 @@ def _handler(state: FaultyServer):
             for k, v in headers:
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body[:drop])
+            nbytes, reset = drop
+            self.wfile.write(body[:nbytes])
             self.wfile.flush()
             self.close_connection = True
+            if reset:  # linger 0: close sends RST, and the client's read fails instead of ending
+                threading.Event().wait(0.05)  # the bytes reach the client first (not time.sleep: tests patch it)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                return
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -84,6 +84,34 @@ def test_resume_after_dropped_connection(http_server, tmp_path):
     assert leftovers(tmp_path, "train.zip") == []
 
 
+def test_connection_reset_keeps_the_bytes_received(http_server, tmp_path, monkeypatch):
+    """A connection reset (RST) after 200 kB, five times: each attempt keeps what arrived, so the
+    download completes, and an attempt that added bytes is resumed at once (no backoff sleep).
+    Before, a 1 MiB read lost everything before the reset: the part stayed empty and it gave up."""
+    data = payload(1_500_000)
+    url = http_server.add("d/r.zip", data)
+    http_server.drop_after("d/r.zip", 200_000, times=5, reset=True)
+    sleeps = []
+    monkeypatch.setattr("neurodata.download.time.sleep", sleeps.append)
+    out = fetch_resource(url, tmp_path / "r.zip", md5=md5(data), progress=False, retries=1, backoff=5.0)
+    assert out.read_bytes() == data and sleeps == []
+    starts = [int(r.range.split("=")[1].rstrip("-")) if r.range else 0 for r in http_server.requests_for("d/r.zip")]
+    assert starts == sorted(starts) and len(starts) == 6 and starts[-1] >= 5 * 131_072
+
+
+def test_resumed_in_this_call_then_wrong_is_fetched_again_from_zero(http_server, tmp_path):
+    """The first request is cut; the resumed one serves another version of the file: the check
+    fails and the file is downloaded once more from zero (that was done only for a part left by an
+    earlier call; this one ended in ChecksumError)."""
+    data = payload(400_000)
+    url = http_server.add("d/v.zip", data)
+    http_server.drop_after("d/v.zip", 100_000)
+    http_server.serve_wrong("d/v.zip", on_range=True)
+    out = fetch_resource(url, tmp_path / "v.zip", md5=md5(data), **FAST)
+    assert out.read_bytes() == data
+    assert [r.range is None for r in http_server.requests_for("d/v.zip")] == [True, False, True]
+
+
 def test_resume_from_existing_part_and_server_ignoring_range(http_server, tmp_path):
     data = payload()
     url = http_server.add("a.bin", data)

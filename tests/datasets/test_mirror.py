@@ -192,6 +192,37 @@ def test_verify_reports_missing_unknown_and_link_escapes(machine1, tmp_path):
         verify_mirror(tmp_path / "no-mirror")
 
 
+def test_links_inside_the_mirror(machine1, tmp_path):
+    """A link to nothing is reported missing (verify raised FileNotFoundError); a link that build
+    finds where a file belongs is replaced by the file (it was called unchanged, and then verify
+    and serve refused it)."""
+    cls, files = machine1("nmnist")
+    mirror = tmp_path / "mirror"
+    build_mirror(mirror, [cls], root=tmp_path / "root1")
+    (mirror / "nmnist" / "test.zip").unlink()
+    os.symlink(mirror / "nmnist" / "gone.zip", mirror / "nmnist" / "test.zip")
+    report = verify_mirror(mirror, recipes=[cls])
+    assert report.missing == ["nmnist/test.zip"] and not report.corrupt
+    (mirror / "nmnist" / "test.zip").unlink()
+    os.symlink(tmp_path / "root1" / "nmnist" / "test.zip", mirror / "nmnist" / "test.zip")
+    again = build_mirror(mirror, [cls], root=tmp_path / "root1")
+    assert "nmnist/test.zip" in [e["path"] for e in again.added]
+    assert not (mirror / "nmnist" / "test.zip").is_symlink() and verify_mirror(mirror, recipes=[cls]).sound
+
+
+def test_mirror_urls_quote_file_names(http_server, tmp_path, no_env):
+    """A mirror URL is <mirror>/<dataset>/<file> with the file name quoted: '#' and '?' are part
+    of a name, not a fragment or a query (such files got 404)."""
+    from neurodata.download import fetch_resource
+
+    data = b"x" * 1000
+    for name in ("a#b.zip", "a?b.zip", "a%41b.zip"):
+        http_server.add(f"ds/{url_path('ds', name).split('/', 1)[1]}", data)
+        out = fetch_resource([], tmp_path / name, md5=hashlib.md5(data).hexdigest(), dataset="ds",
+                             mirrors=[http_server.url()], progress=False)
+        assert out.read_bytes() == data
+
+
 def test_manual_resource_comes_from_a_lab_mirror(machine1, http_server, tmp_path):
     # The real DVS128 Gesture archive has no URL (IBM's login page): a lab mirror serves it
     cls, files = machine1("dvsgesture", manual=True)
