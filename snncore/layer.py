@@ -9,7 +9,7 @@ the per-step loop; training-mode BatchNorm in ``'m'`` mode normalises over time 
 """
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +72,15 @@ class BatchNorm2d(_FoldTime, nn.BatchNorm2d, StepModule):
 
 
 class MaxPool2d(_FoldTime, nn.MaxPool2d, StepModule):
-    """``torch.nn.MaxPool2d`` with ``step_mode``."""
+    """``torch.nn.MaxPool2d`` with ``step_mode`` (``return_indices=True``: both outputs ``(T, N, ...)``
+    in ``'m'``)."""
+
+    def forward(self, x: torch.Tensor):
+        if self.step_mode == "m" and self.return_indices:
+            _check_m_input(x, self)
+            out, indices = nn.MaxPool2d.forward(self, x.flatten(0, 1))
+            return out.unflatten(0, x.shape[:2]), indices.unflatten(0, x.shape[:2])
+        return super().forward(x)
 
 
 class AvgPool2d(_FoldTime, nn.AvgPool2d, StepModule):
@@ -239,9 +247,9 @@ class VotingLayer(StepModule):
 
     def __init__(self, voting_size: int = 10, *, step_mode: str = "s"):
         super().__init__(step_mode)
-        if isinstance(voting_size, bool) or not isinstance(voting_size, int) or voting_size < 1:
+        if isinstance(voting_size, bool) or not isinstance(voting_size, Integral) or voting_size < 1:
             raise ValueError(f"voting_size must be a positive integer, got {voting_size!r}")
-        self.voting_size = voting_size
+        self.voting_size = int(voting_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim < 1 or x.shape[-1] % self.voting_size:

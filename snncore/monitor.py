@@ -10,10 +10,15 @@ every ``store_v_seq`` flag the monitor switched on. Plots import matplotlib only
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
 __all__ = ["Monitor", "plot_raster", "plot_membrane", "plot_firing_rate_map"]
+
+# neuron -> [open monitors recording its v, its store_v_seq before the first of them]
+_V_USERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 _RECORDS = ("spikes", "v", "rate")
 
@@ -61,7 +66,9 @@ class Monitor:
                 if not hasattr(m, "v"):
                     raise ValueError(f"layer {name!r} ({type(m).__name__}) has no membrane potential 'v'; "
                                      "record 'v' only from neuron layers")
-                if hasattr(m, "store_v_seq") and not m.store_v_seq:
+                if hasattr(m, "store_v_seq"):  # on while any monitor recording v is open
+                    users = _V_USERS.setdefault(m, [0, m.store_v_seq])
+                    users[0] += 1
                     self._restore.append(m)
                     m.store_v_seq = True
             self._hooks.append(m.register_forward_hook(self._hook(name)))
@@ -154,7 +161,11 @@ class Monitor:
             h.remove()
         self._hooks = []
         for m in self._restore:
-            m.store_v_seq = False
+            users = _V_USERS[m]
+            users[0] -= 1
+            if users[0] == 0:  # the last open monitor of m: back to the setting before the first
+                m.store_v_seq = users[1]
+                del _V_USERS[m]
         self._restore = []
 
     def __enter__(self):

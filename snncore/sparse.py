@@ -14,6 +14,7 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .base import StepModule
 
@@ -43,6 +44,7 @@ class _SparseLinearFn(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # the saved values have no graph to x: a second derivative would be wrong
     def backward(ctx, g):
         rows, cols, vals, weight_t = ctx.saved_tensors
         g = g.contiguous()

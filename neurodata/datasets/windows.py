@@ -86,7 +86,8 @@ class WindowedDataset(torch.utils.data.Dataset):
                              "leave them out with around_labels=True")
         if self.around_labels and not store.has_annotations:
             raise ValueError(f"around_labels=True needs time-stamped annotations; {type(base).__name__} has none")
-        self.stride_us = None if self.around_labels else _positive_int(stride_us or self.window_us, "stride_us")
+        self.stride_us = None if self.around_labels else _positive_int(self.window_us if stride_us is None else stride_us,
+                                                                     "stride_us")
         self.drop_incomplete = bool(drop_incomplete)
         self.transform, self.target_transform = transform, target_transform
         self.samples, self.starts = self._around_labels() if self.around_labels else self._fixed()

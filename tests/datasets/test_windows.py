@@ -178,6 +178,8 @@ def test_windows_around_labels_and_annotations(tmp_path):
         WindowedDataset(_Base(plain), 100, around_labels=True)
     with pytest.raises(ValueError, match="window_us"):
         WindowedDataset(_Base(plain), 0)
+    with pytest.raises(ValueError, match="stride_us"):  # 0 was taken as "not given": stride = window
+        WindowedDataset(_Base(plain), 100, stride_us=0)
     with pytest.raises(TypeError, match="EventsStore"):
         WindowedDataset(object(), 100)
 

@@ -229,3 +229,17 @@ def test_snn_stack_with_if_neurons_and_dropout_multi_step_equals_single_step():
         net(torch.rand(T, N + 1, 1, 6, 6))
     reset_net(net)
     assert net(torch.rand(T, N + 1, 1, 6, 6)).shape == (T, N + 1, 10)
+
+
+def test_maxpool_indices_in_multi_step_and_voting_size_numpy_int():
+    """``MaxPool2d(return_indices=True)`` in 'm' mode gives both outputs per step (it raised
+    AttributeError on the tuple); VotingLayer takes any integer type."""
+    import numpy as np
+
+    x = torch.rand(3, 2, 1, 4, 4)
+    pool = layer.MaxPool2d(2, return_indices=True, step_mode="m")
+    out, idx = pool(x)
+    for t in range(3):
+        ref, ref_idx = torch.nn.functional.max_pool2d(x[t], 2, return_indices=True)
+        assert torch.equal(out[t], ref) and torch.equal(idx[t], ref_idx)
+    assert layer.VotingLayer(np.int64(2))(torch.ones(3, 4)).shape == (3, 2)

@@ -174,3 +174,24 @@ def test_monitor_on_snncore_if_neurons_in_both_modes():
         assert torch.allclose(mon_m.v(name), mon_s.v(name), atol=1e-6)
         assert torch.allclose(mon_m.firing_rate(name), mon_s.firing_rate(name))
     assert torch.equal(mon_s.spikes("3"), out_s)
+
+
+def test_nested_monitors_keep_v_seq_on_until_the_last_closes():
+    """Two monitors recording v of one 'm' neuron: closing the first used to switch store_v_seq
+    off, so the second silently recorded the previous call's v_seq again."""
+    net = _net()
+    set_step_mode(net, "m")
+    x1, x2 = torch.rand(5, 2, 4) * 2, torch.rand(5, 2, 4) * 2
+    first = Monitor(net, names=["1"], record=("v",))
+    second = Monitor(net, names=["1"], record=("v",))
+    net(x1)
+    first.close()
+    assert net[1].store_v_seq
+    net(x2)
+    assert torch.equal(second.v("1")[5:], net[1].v_seq)
+    second.close()
+    assert not net[1].store_v_seq  # back to its setting before the first monitor
+    kept = TinyIF(step_mode="m", store_v_seq=True)
+    with Monitor(nn.Sequential(kept), names=["0"], record=("v",)):
+        pass
+    assert kept.store_v_seq  # a neuron that stored v_seq itself keeps doing so

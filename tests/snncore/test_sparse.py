@@ -109,3 +109,14 @@ def test_spike_linear_is_a_linear_and_trains():
         SpikeLinear(2, 2, max_density=2)
     with pytest.raises(ValueError, match="does not match"):
         sparse_linear(torch.zeros(2, 3), torch.zeros(4, 5))
+
+
+def test_second_derivative_through_the_sparse_path_raises():
+    """The backward's saved inputs carry no graph to x, so a second derivative would be wrong
+    (it silently differed from F.linear's): it raises instead."""
+    x = torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    y = sparse_linear(x, w, max_density=1.0)
+    (gw,) = torch.autograd.grad((y ** 2).sum(), w, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate"):
+        torch.autograd.grad(gw.sum(), x)
