@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import warnings
 
 import numpy as np
 
@@ -90,7 +91,14 @@ def read_bytes(data, format: str, *, name: str | None = None, **options) -> np.n
         if hasattr(mod, "decode"):
             return mod.decode(data, name=name, **options)
         with _as_file(data, mod) as path:
-            return mod.read(path, **options)
+            caught = []
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    return mod.read(path, **options)
+            finally:  # the reader's warnings name the temporary file: re-issued naming ``name``
+                for w in caught:
+                    warnings.warn(str(w.message).replace(path, name or "<buffer>"), w.category, stacklevel=3)
     except FormatError as e:
         if type(e) is not FormatError or (name is None and e.path is None):
             raise
@@ -122,9 +130,14 @@ def write(path, events, format: str, sensor_size=None, **options) -> None:
     """Write ``events`` (``EVENT_DTYPE``, shape (N,)) to ``path`` in ``format``.
 
     The file appears atomically (written to a temporary name, then renamed). ``sensor_size``
-    ``(W, H, P)`` goes into the header where the format has a place for it.
+    ``(W, H, P)`` goes into the header where the format has a place for it. Every format stores
+    one polarity bit: ``p`` other than 0 and 1 raises ``ValueError`` (it was written as 1).
     """
     events = as_events(events)
+    bad = events["p"] > 1
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"events[{i}]['p'] = {events['p'][i]}: event files store p in {{0, 1}} (1 = ON)")
     _module(format).write(path, events, sensor_size=sensor_size, **options)
 
 

@@ -18,6 +18,10 @@ from ..events import EVENT_DTYPE
 from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
 
+ANY_SOURCE = 1 << 16
+"""The ``source`` argument of the kernels meaning every source (event sources are int16, negative ones too)."""
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _i32(buf, q):
     v = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8) | (np.int64(buf[q + 2]) << 16) | (np.int64(buf[q + 3]) << 24)
@@ -33,7 +37,7 @@ def _u32(buf, q):
 def _walk_kernel(buf, pos, source, allow_truncated, pk_pos, pk_num, pk_valid, sources_seen, info):
     """Validate packet headers from ``pos`` to the end of ``buf``; list the polarity packets.
 
-    Polarity packets of ``source`` (any source when < 0) are recorded in ``pk_*`` when those arrays
+    Polarity packets of ``source`` (any source when ``ANY_SOURCE``, outside int16) are recorded in ``pk_*`` when those arrays
     are non-empty (they must then be long enough). ``info`` receives ``[status, offset, value,
     n_packets, n_polarity_recorded, sum_number]``.
     """
@@ -87,7 +91,7 @@ def _walk_kernel(buf, pos, source, allow_truncated, pk_pos, pk_num, pk_valid, so
         npk += 1
         if etype == 1:
             sources_seen[esrc + 32768] = 1
-            if source < 0 or esrc == source:
+            if source == ANY_SOURCE or esrc == source:
                 if record:
                     pk_pos[nrec] = pos
                     pk_num[nrec] = num

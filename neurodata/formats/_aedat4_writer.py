@@ -62,7 +62,10 @@ def write_aedat4(path, events, sensor_size, compression, packet_events, source, 
     if max(sensor_size[:2]) > MAX_SIDE:
         raise ValueError(f"sensor_size {sensor_size} does not fit AEDAT 4 (W, H <= {MAX_SIDE})")
     check_bounds(events, sensor_size)
-    source = _escape(str(source))
+    source = str(source)
+    if any((ord(c) < 32 and c not in "\t\n\r") or 0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff" for c in source):
+        raise ValueError(f"source {source!r} holds characters XML cannot carry (the file's description is XML)")
+    source = _escape(source)
     streams = [(0, "events", "EVTS", [("sizeX", "int", sensor_size[0]), ("sizeY", "int", sensor_size[1]),
                                       ("source", "string", source)])]
     per_stream = [[(int(events["t"][a]), 0, events[a:a + packet_events]) for a in range(0, events.size, packet_events)]]

@@ -267,6 +267,9 @@ def header_bytes(encoding_line: str, format_name: str, sensor_size) -> bytes:
     lines = [f"% evt {encoding_line}"]
     if sensor_size is not None:
         W, H = int(sensor_size[0]), int(sensor_size[1])
+        if not (0 < W <= 65535 and 0 < H <= 65535):
+            raise ValueError(f"sensor_size {W}x{H}: a RAW header's geometry holds sides of 1..65535 "
+                             "(readers ignore larger ones)")
         lines += [f"% format {format_name};height={H};width={W}", f"% geometry {W}x{H}"]
     else:
         lines.append(f"% format {format_name}")

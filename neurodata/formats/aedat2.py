@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..events import as_events, check_bounds, check_sensor_size, empty_events
-from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit, chip_class_for,
+from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit, chip_class_for, chip_size,
                              header_bytes, parse_header, raise_outside)
 from ._aedat2_imu import read_imu
 from ._base import FileInfo, atomic_write
@@ -361,6 +361,12 @@ def write_aedat2(path, events, sensor_size=None, *, chip=None, created=None) -> 
         i = int(np.argmax(bad))
         raise ValueError(f"events[{i}] has x={x[i]}, y={y[i]}: the {'DVS128' if layout == DVS128 else 'DAVIS'} "
                          f"address layout stores x < {xmax}, y < {ymax}; pass chip='davis' or drop them")
+    implied = chip_size(cls)
+    if sensor_size is None and implied is not None:  # the reader checks events against the class's sensor
+        try:
+            check_bounds(events, (*implied, 2))
+        except ValueError as e:
+            raise ValueError(f"chip {cls} is a {implied[0]}x{implied[1]} sensor: {e}") from None
     unwrap_check(events["t"], 32, "AEDAT 2.0")
     head = header_bytes(cls, sensor_size, created or _dt.datetime.now().astimezone())
 

@@ -28,10 +28,10 @@ from ..events import EVENT_DTYPE
 from ._aedat31_writer import write_aedat31
 from ._base import FileInfo
 from ._parallel import map_ordered, resolve_threads
-from ._aedat31_decode import _decode_kernel, _walk_kernel
+from ._aedat31_decode import ANY_SOURCE, _decode_kernel, _walk_kernel
 
 NAME = "aedat31"
-SUFFIXES = (".aedat",)
+SUFFIXES = ()  # its magic line always identifies it: a `.aedat` without one is AEDAT 1.0 (aedat2)
 
 _MAGIC = b"#!AER-DAT3"
 _END = b"#!END-HEADER"
@@ -131,7 +131,7 @@ def inspect(path) -> FileInfo:
 # --------------------------------------------------------------------------------------- reading
 def _check_source(source):
     if source is None:
-        return -1
+        return ANY_SOURCE
     if isinstance(source, (bool, np.bool_)) or not isinstance(source, (int, np.integer)) or not -32768 <= source <= 32767:
         raise ValueError(f"source must be an eventSource id (int16) or None, got {source!r}")
     return int(source)
@@ -171,14 +171,14 @@ class _Mapped:
         seen = np.zeros(65536, np.int8)
         info = np.zeros(6, np.int64)
         none = np.empty(0, np.int64)
-        _walk_kernel(self.buf, self.data_offset, -1, allow_truncated, none, none, none, seen, info)
+        _walk_kernel(self.buf, self.data_offset, ANY_SOURCE, allow_truncated, none, none, none, seen, info)
         status, offset, value, _, n_all, _ = (int(v) for v in info)
         self._raise_or_warn(status, offset, value, allow_truncated)
         sources = sorted(int(s) - 32768 for s in np.flatnonzero(seen))
-        if source < 0 and len(sources) > 1:
+        if source == ANY_SOURCE and len(sources) > 1:
             raise ValueError(f"{self.name}: polarity packets come from several sources {sources}; "
                              "pass source=<id> to choose one")
-        if source >= 0 and sources and source not in sources:
+        if source != ANY_SOURCE and sources and source not in sources:
             raise ValueError(f"{self.name}: no polarity packets from source {source}; sources present: {sources}")
         self.pk_pos = np.empty(n_all, np.int64)
         self.pk_num = np.empty(n_all, np.int64)

@@ -89,3 +89,51 @@ def test_read_bytes_passes_the_readers_own_source_option(tmp_path):
                               neurodata.read(tmp_path / "two.aedat", source=s))
     with pytest.raises(ValueError, match=r"^m\.aedat: polarity packets come from several sources"):
         formats.read_bytes(data, "aedat31", name="m.aedat")
+
+
+@pytest.mark.parametrize("fmt", ["dat", "evt2", "evt3", "aedat2"])
+def test_read_bytes_warnings_name_the_source(tmp_path, fmt):
+    """Formats decoded through an anonymous file warned with its /proc/self/fd path; the warning
+    names the member, as the errors do."""
+    sensor = (128, 128, 2) if fmt == "aedat2" else (304, 240, 2)
+    path = tmp_path / "f"
+    neurodata.write(path, random_events(20, sensor, seed=4), fmt, sensor_size=sensor)
+    with pytest.warns((UserWarning, RuntimeWarning)) as caught:  # a partial record / word
+        formats.read_bytes(path.read_bytes() + b"\x01", fmt, name="train/m1")
+    messages = [str(w.message) for w in caught]
+    assert any("train/m1" in m for m in messages) and not any("/proc/self" in m for m in messages)
+
+
+def test_writers_refuse_what_their_files_cannot_hold(tmp_path):
+    """Each of these was written, then read back differently or not at all."""
+    ev = random_events(3, (10, 10, 2), seed=1)
+    two = ev.copy()
+    two["p"] = 2
+    for fmt in ("nmnist", "aedat2", "aedat31", "aedat4", "dat", "evt2", "evt3"):  # p = 2 came back as 1
+        with pytest.raises(ValueError, match=r"p in \{0, 1\}"):
+            neurodata.write(tmp_path / "p", two, fmt, sensor_size=(10, 10, 2))
+    wide = random_events(2, (400, 300, 2), seed=2)
+    wide["x"], wide["y"] = [300, 5], [200, 5]
+    with pytest.raises(ValueError, match="240x180"):  # its reader refused the file
+        neurodata.write(tmp_path / "c.aedat", wide, "aedat2", chip="eu.seebetter.ini.chips.davis.DAVIS240C")
+    with pytest.raises(ValueError, match="XML"):  # the description became invalid XML
+        neurodata.write(tmp_path / "s.aedat4", ev, "aedat4", source="cam\x01")
+    for fmt in ("evt2", "evt3"):  # a 70000-wide geometry was written and ignored when read
+        with pytest.raises(ValueError, match="65535"):
+            neurodata.write(tmp_path / "g.raw", ev, fmt, sensor_size=(70000, 10, 2))
+
+
+def test_aedat31_negative_source_and_versionless_aedat(tmp_path):
+    """A negative eventSource id is a source like any other (every negative value meant 'any');
+    a .aedat without a version line is AEDAT 1.0, read as aedat2 (it was taken for aedat31)."""
+    import struct
+
+    ev = random_events(30, (32, 32, 2), seed=5)
+    path = tmp_path / "neg.aedat"
+    neurodata.write(path, ev, "aedat31", sensor_size=(32, 32, 2), source_id=-3)
+    assert np.array_equal(neurodata.read(path, source=-3), neurodata.read(path))
+    with pytest.raises(ValueError, match="no polarity packets from source -7"):
+        neurodata.read(path, source=-7)
+    old = tmp_path / "old.aedat"
+    old.write_bytes(b"# raw AE data\r\n" + struct.pack(">HI", 0x0502 + 12, 100))
+    assert formats.detect_format(old) == "aedat2" and neurodata.read(old).size == 1
