@@ -133,11 +133,11 @@ class EventDataset(torch.utils.data.Dataset):
     @property
     def cache_key(self) -> str:
         """The key of this split's events cache: recipe, version, split, options, the resources'
-        checksums, the layout, and whether those checksums were skipped (``verify=False``): a cache
+        checksums, the layout, and whether their checks were skipped (``verify=False``): a cache
         built from unverified files is never served to a verifying dataset, which builds its own."""
         resources = self._resources()
         storage = {} if self.cache_compression == "huffman" else {"cache_compression": self.cache_compression or "none"}
-        if not self._verify and any(r.checksum for r in resources):
+        if not self._verify and resources:  # checksums, or a dataset's own content check (ASL-DVS)
             storage["unverified"] = True
         return content_key(self.recipe.name, self.recipe.cache_version, self.split, self.options,
                            [(r.filename, r.checksum) for r in resources], **storage)

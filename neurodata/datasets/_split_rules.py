@@ -8,6 +8,9 @@ system order, and never on which other classes are present.
 """
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 __all__ = ["check_seeded_options", "seeded_split"]
@@ -34,7 +37,7 @@ def seeded_split(names_by_label: dict, split: str, seed: int, train_fraction: fl
     for label, names in names_by_label.items():
         names = sorted(names)
         order = np.random.default_rng([int(seed), int(label)]).permutation(len(names))
-        n_train = int(np.floor(train_fraction * len(names)))
+        n_train = math.floor(Fraction(str(train_fraction)) * len(names))  # exact: 0.7 of 90 is 63, not 62
         idx = order[:n_train] if split == "train" else order[n_train:]
         chosen.update(names[i] for i in idx)
     return chosen

@@ -92,8 +92,8 @@ def audio_events(times, units, channels: int, where: str):
 
 def _norm(name) -> str:
     text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-    text = text.strip().lower().replace("ü", "ue").replace("ö", "oe").replace("ä", "ae")
-    return unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text.strip().lower())  # "u" + combining diaeresis is "ü" first
+    return text.replace("ü", "ue").replace("ö", "oe").replace("ä", "ae")
 
 
 @contextlib.contextmanager

@@ -23,8 +23,11 @@ def _h5_bytes(tmp_path, name, fill) -> bytes:
 
 def heidelberg_files(tmp_path, prefix, splits, n_classes, per_split=6, seed=0):
     """``{<prefix>_<split>.h5.zip: bytes}`` and, per split, a list of (times, units, label, speaker)."""
+    from neurodata.datasets import get
+
     rng = np.random.default_rng(seed)
     files, expected = {}, {}
+    keys = np.array([c.replace("fuenf", "fünf").encode() for c in get(prefix).recipe.classes])
     for split in splits:
         samples = []
         for i in range(per_split):
@@ -43,6 +46,7 @@ def heidelberg_files(tmp_path, prefix, splits, n_classes, per_split=6, seed=0):
                 t[i], u[i] = ti, ui
             f["labels"] = np.array([s[2] for s in samples], np.uint8)
             f["extra/speaker"] = np.array([s[3] for s in samples], np.uint16)
+            f["extra/keys"] = keys  # as published: the class names, German ones with umlauts
 
         h5 = _h5_bytes(tmp_path, f"{prefix}_{split}.h5", fill)
         files[f"{prefix}_{split}.h5.zip"] = zip_bytes({f"{prefix}_{split}.h5": h5})
@@ -155,7 +159,7 @@ def dvslip_file(words=("accused", "benefit", "young"), per_word=2, seed=0):
                 arr = np.zeros(n, LIP_DTYPE)
                 arr["t"] = np.sort(rng.integers(0, 1_000_000, n))
                 arr["x"], arr["y"] = rng.integers(0, 128, n), rng.integers(0, 128, n)
-                arr["p"] = rng.choice([-1, 1], n)
+                arr["p"] = rng.choice([0, 1], n)  # the authors' loader maps 0 to -1: files hold 0/1
                 buf = io.BytesIO()
                 np.save(buf, arr)
                 name = f"DVS-Lip/{split}/{w}/{i}.npy"

@@ -68,6 +68,7 @@ def test_shd_warns_when_file_keys_disagree(http_server, tmp_path):
     h5 = tmp_path / "x.h5"
     h5.write_bytes(__import__("zipfile").ZipFile(io.BytesIO(files["shd_test.h5.zip"])).read("shd_test.h5"))
     with h5py.File(h5, "a") as f:
+        del f["extra/keys"]
         f["extra/keys"] = np.array([k.encode() for k in reversed(SHD.recipe.classes)])
     files = {"shd_test.h5.zip": zip_bytes({"shd_test.h5": h5.read_bytes()})}
     cls = _mini(SHD, http_server, tmp_path, files)
@@ -81,8 +82,9 @@ def test_shd_keys_as_published_do_not_warn(http_server, tmp_path):
     files, _ = b.heidelberg_files(tmp_path, "shd", ("test",), 20)
     h5 = tmp_path / "x.h5"
     h5.write_bytes(__import__("zipfile").ZipFile(io.BytesIO(files["shd_test.h5.zip"])).read("shd_test.h5"))
-    with h5py.File(h5, "a") as f:  # German spelling with an umlaut matches 'fuenf'
-        f["extra/keys"] = np.array([k.replace("fuenf", "fünf").encode() for k in SHD.recipe.classes])
+    with h5py.File(h5, "a") as f:  # German spelling with an umlaut, decomposed (u + U+0308), matches 'fuenf'
+        del f["extra/keys"]
+        f["extra/keys"] = np.array([k.replace("fuenf", "fu\u0308nf").encode() for k in SHD.recipe.classes])
     files = {"shd_test.h5.zip": zip_bytes({"shd_test.h5": h5.read_bytes()})}
     cls = _mini(SHD, http_server, tmp_path, files)
     with warnings.catch_warnings():
@@ -187,7 +189,11 @@ def test_asldvs_seeded_split_is_deterministic_and_stratified(asl, tmp_path):
 
 
 def test_asldvs_content_check_replaces_the_drifting_checksum(asl, tmp_path):
+    import dataclasses
+
     cls, raw, files, root = asl
+    cls.recipe = dataclasses.replace(  # no checksum, as in the real recipe: the content check is the verification
+        cls.recipe, resources=tuple(dataclasses.replace(r, checksum=None) for r in cls.recipe.resources))
     cls.expected_count = len(raw) + 1
     with pytest.raises(ChecksumError, match="20 .mat members, expected 21"):
         cls(root=root, split="all")
@@ -195,6 +201,8 @@ def test_asldvs_content_check_replaces_the_drifting_checksum(asl, tmp_path):
     with pytest.warns(UserWarning, match="verification"):
         ds = cls(root=root, split="all", verify=False)
     assert len(ds) == 20
+    with pytest.raises(ChecksumError, match="expected 21"):  # the unverified cache is not served to it
+        cls(root=root, split="all")
     m = content_manifest(root / "asldvs" / "ICCV2019_DVS_dataset.zip")
     assert m["count"] == 20 and m["per_class"]["a"] == 5 and "j" not in m["per_class"] and not m["unlabelled"]
     cls.expected_count = 20

@@ -249,3 +249,12 @@ def test_esimagenet_extracted_folder(tmp_path):
     (folder / "vallabel.txt").write_text("ILSVRC2012_val_00000001.npz 1000 200 254\n")
     with pytest.raises(FormatError, match="line 1"):
         ESImageNet(root=tmp_path / "root2", split="test", source=folder)
+
+
+def test_seeded_split_fraction_is_exact():
+    """floor(train_fraction * n) with the fraction as written: 0.7 of 90 is 63 (float arithmetic gave
+    62 for 4 676 class sizes up to 200 000 at 0.7)."""
+    names = {0: [f"s{i:03d}" for i in range(90)], 1: [f"t{i:03d}" for i in range(700)]}
+    train = seeded_split(names, "train", 0, 0.7)
+    assert sum(n.startswith("s") for n in train) == 63 and sum(n.startswith("t") for n in train) == 490
+    assert len(seeded_split(names, "test", 0, 0.7)) == 90 - 63 + 700 - 490
