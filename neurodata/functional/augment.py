@@ -85,6 +85,15 @@ def _int_times(values: np.ndarray, name: str) -> np.ndarray:
     return r.astype(np.int64)
 
 
+def _shifted(t: np.ndarray, d: np.ndarray, name: str) -> np.ndarray:
+    """``t + d`` (int64), refusing what int64 cannot hold (numpy would wrap around)."""
+    top, bottom = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    up, down = d > 0, d < 0
+    if (t[up] > top - d[up]).any() or (t[down] < bottom - d[down]).any():
+        raise ValueError(f"{name}: resulting timestamps do not fit int64 µs")
+    return t + d
+
+
 # ----------------------------------------------------------------------------- drops
 def drop_event(events, p, *, rng=None) -> np.ndarray:
     """Drop exactly ``floor(p * N + 0.5)`` events chosen uniformly without replacement.
@@ -149,7 +158,7 @@ def event_drop(events, sensor_size, *, rng=None) -> np.ndarray:
     ``p = k / 10``, ``k ~ integers[1, 10)`` (tonic 1.7's choices).
     """
     rng = as_rng(rng)
-    ev = checked_events(events, sensor_size)
+    ev = checked_events(events, sensor_size, ordered=True)  # strategy 1 needs t sorted: whatever is drawn
     choice = int(rng.integers(0, 4))
     if choice == 1:
         return drop_event_by_time(ev, int(rng.integers(1, 10)) / 10.0, rng=rng)
@@ -206,7 +215,7 @@ def time_jitter(events, std=1.0, *, drop_negative=False, rng=None) -> np.ndarray
     rng = as_rng(rng)
     ev = checked_events(events)
     s = _real(std, "std", 0.0, 1e15)
-    t = ev["t"] + _int_times(rng.normal(0.0, s, ev.shape[0]), "time_jitter")
+    t = _shifted(ev["t"], _int_times(rng.normal(0.0, s, ev.shape[0]), "time_jitter"), "time_jitter")
     out = copy_events(ev)
     out["t"] = t
     if drop_negative:
@@ -310,6 +319,9 @@ def _crop(ev, x0: int, y0: int, w: int, h: int) -> np.ndarray:
     x = ev["x"].astype(np.int64) - x0
     y = ev["y"].astype(np.int64) - y0
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    if inside.any() and max(int(x[inside].max()), int(y[inside].max())) > 65535:  # padding past uint16
+        raise ValueError(f"cropped coordinates up to {max(int(x[inside].max()), int(y[inside].max()))} "
+                         "exceed the uint16 range")
     out = select_events(ev, inside)
     out["x"] = x[inside]
     out["y"] = y[inside]
@@ -445,5 +457,8 @@ def time_align(events) -> np.ndarray:
     """Shift time so the earliest event is at 0: ``t' = t - min(t)`` (order kept)."""
     out = copy_events(checked_events(events))
     if out.size:
-        out["t"] -= out["t"].min()
+        low = int(out["t"].min())
+        if int(out["t"].max()) - low > np.iinfo(np.int64).max:
+            raise ValueError("time_align: the time span does not fit int64 µs")
+        out["t"] -= low
     return out

@@ -251,14 +251,20 @@ def drop_pixels(events, coordinates, sensor_size=None) -> np.ndarray:
     return _gather_kernel(ev, ~np.isin(ev_keys, keys))
 
 
-def _hot_mask(ev: np.ndarray, hot_pixel_frequency):
-    """The (W, H) boolean grid of hot pixels of a non-empty, sorted array."""
+def _hot_frequency(hot_pixel_frequency) -> float:
+    """The checked frequency (Hz) as a Python float: the threshold is float64 arithmetic whatever
+    the parameter's type (a numpy float32/float16 kept its own precision, and float16 overflowed)."""
     if isinstance(hot_pixel_frequency, bool) or not isinstance(hot_pixel_frequency, numbers.Real) \
             or not (hot_pixel_frequency >= 0) or not math.isfinite(hot_pixel_frequency):
         raise ValueError(f"hot_pixel_frequency must be a finite number of Hz >= 0, got {hot_pixel_frequency!r}")
+    return float(hot_pixel_frequency)
+
+
+def _hot_mask(ev: np.ndarray, frequency: float):
+    """The (W, H) boolean grid of hot pixels of a non-empty, sorted array (``frequency`` checked)."""
     counts = _pixel_count_kernel(ev, *_grid(ev))
     duration = float(int(ev["t"][-1]) - int(ev["t"][0]))
-    return counts > hot_pixel_frequency * duration * 1e-6
+    return counts > frequency * duration * 1e-6
 
 
 def identify_hot_pixels(events, hot_pixel_frequency, sensor_size=None) -> np.ndarray:
@@ -274,18 +280,20 @@ def identify_hot_pixels(events, hot_pixel_frequency, sensor_size=None) -> np.nda
     ndarray[int64], shape (K, 2): ``(x, y)`` of the hot pixels, sorted by ``x`` then ``y``;
     shape (0, 2) for empty input.
     """
+    frequency = _hot_frequency(hot_pixel_frequency)
     ev = checked_events(events, sensor_size, ordered=True)
     if ev.size == 0:
         return np.empty((0, 2), np.int64)
-    hot = _hot_mask(ev, hot_pixel_frequency)
+    hot = _hot_mask(ev, frequency)
     return np.argwhere(hot).astype(np.int64)
 
 
 def drop_hot_pixels(events, hot_pixel_frequency, sensor_size=None) -> np.ndarray:
     """Drop all events of the pixels that ``identify_hot_pixels`` reports (tonic's ``DropPixel``
     with ``hot_pixel_frequency``). Empty input gives empty output; ``t`` must be sorted."""
+    frequency = _hot_frequency(hot_pixel_frequency)
     ev = checked_events(events, sensor_size, ordered=True)
     if ev.size == 0:
         return copy_events(ev)
-    hot = _hot_mask(ev, hot_pixel_frequency)
+    hot = _hot_mask(ev, frequency)
     return _gather_kernel(ev, ~hot[ev["x"], ev["y"]])

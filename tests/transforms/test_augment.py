@@ -356,3 +356,27 @@ def test_numpy_float_factors():
     for kw in (dict(spatial_factor=0.5), dict(time_factor=0.25)):
         f32 = {k: np.float32(v) for k, v in kw.items()}
         assert np.array_equal(Downsample((8, 6, 2), **f32)(ev), Downsample((8, 6, 2), **kw)(ev))
+
+
+def test_overflow_and_precision_edges_raise_or_hold():
+    """Each of these wrapped around or lost precision silently: a padded crop past uint16, a
+    jitter or alignment past int64; a float16 hot-pixel frequency kept float16 precision (and
+    missed a 5 kHz pixel at 100 Hz); event_drop checked the order only when it drew strategy 1."""
+    from neurodata.functional import filters as Fl
+
+    with pytest.raises(ValueError, match="uint16"):
+        A.center_crop(make_events([0], [1], [1], [0]), (4, 4, 2), 200000)
+    with pytest.raises(ValueError, match="int64"):
+        A.time_jitter(make_events([2**63 - 2], [0], [0], [0]), 100, rng=1)
+    with pytest.raises(ValueError, match="int64"):
+        A.time_align(make_events([-2**63, 2**63 - 1], [0, 0], [0, 0], [0, 0]))
+    n = 5000
+    hot = make_events(np.linspace(0, 10**6, n).astype(np.int64), np.zeros(n), np.zeros(n), np.zeros(n))
+    for f in (100.0, np.float16(100), np.float32(100)):
+        assert Fl.identify_hot_pixels(hot, f).tolist() == [[0, 0]]
+    with pytest.raises(ValueError, match="hot_pixel_frequency"):  # checked on empty input too
+        Fl.identify_hot_pixels(hot[:0], -5)
+    unsorted = make_events([5, 3, 1], [0, 1, 2], [0, 0, 0], [0, 1, 0])
+    for seed in range(8):
+        with pytest.raises(ValueError, match="sorted"):
+            A.event_drop(unsorted, (4, 4, 2), rng=seed)
