@@ -131,6 +131,9 @@ class SaccadeDigits(NMNIST):
             if not dest.exists():
                 split = res.splits[0]
                 n = self.options["n_per_class"] or DEFAULT_PER_CLASS[split]
-                write_archive(dest, split, n, SPLIT_SEEDS[split])
+                # one process: worker processes would be spawned, and a spawned worker re-imports
+                # the caller's script, which (without an `if __name__ == "__main__":` guard) calls
+                # load() again and waits forever on this build's lock
+                write_archive(dest, split, n, SPLIT_SEEDS[split], jobs=1)
             files[res.filename] = dest
         return files
