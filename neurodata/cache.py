@@ -1168,6 +1168,9 @@ class FramesWriter(_Writer):
         a["semantics_version"] = str(semantics_version)
 
     def append(self, frames, label: int, source: str = "", t_offset: int = 0, **meta) -> None:
+        """Add one sample: ``frames`` ``(T, P, H, W)`` (``T`` may differ per sample; ``(P, H, W)``
+        the writer's ``frame_shape``; values the served ``dtype`` holds exactly), its integer
+        ``label``, the archive member it came from and the µs offset removed from its events' t."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[1:] != self.frame_shape:
             raise ValueError(f"sample {len(self.labels)}: frames must have shape (T, {', '.join(map(str, self.frame_shape))}), "

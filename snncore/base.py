@@ -14,6 +14,8 @@ __all__ = ["StepModule", "MemoryModule", "check_step_mode"]
 
 
 def check_step_mode(step_mode) -> str:
+    """``step_mode`` itself when it is ``'s'`` (one step ``(N, *)`` per call) or ``'m'`` (a whole
+    sequence ``(T, N, *)``), else ``ValueError``."""
     if step_mode not in ("s", "m"):
         raise ValueError(f"step_mode must be 's' (single step) or 'm' (multi step), got {step_mode!r}")
     return step_mode

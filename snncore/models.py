@@ -37,7 +37,8 @@ def _neuron(kind: str):
 def plif_net(in_channels: int, height: int, width_px: int, *, blocks: int, hidden: int, n_classes: int,
              channels: int = 128, voting: int = 10, dropout: float = 0.5, pool_input: int = 1,
              neuron: str = "plif") -> nn.Sequential:
-    """The PLIF paper's network for an input of ``in_channels × height × width_px`` pixels."""
+    """The PLIF paper's network for an input of ``in_channels × height × width_px`` pixels:
+    multi-step, input ``(T, B, in_channels, height, width_px)``, output ``(T, B, n_classes)``."""
     mods = []
     if pool_input > 1:
         mods.append(layer.AvgPool2d(pool_input, pool_input, step_mode="m"))
@@ -60,7 +61,8 @@ def plif_net(in_channels: int, height: int, width_px: int, *, blocks: int, hidde
 
 
 def small_conv_net(in_channels: int = 2, size: int = 34, n_classes: int = 10, channels: int = 16) -> nn.Sequential:
-    """``Conv(C)-BN-LIF-MaxPool2 → Conv(2C)-BN-LIF-MaxPool2 → FC(n·10)-LIF → Voting(10)`` (multi-step)."""
+    """``Conv(C)-BN-LIF-MaxPool2 → Conv(2C)-BN-LIF-MaxPool2 → FC(n·10)-LIF → Voting(10)`` (multi-step):
+    input ``(T, B, in_channels, size, size)``, output ``(T, B, n_classes)``."""
     s = size // 4
     return nn.Sequential(
         layer.Conv2d(in_channels, channels, 3, padding=1, bias=False, step_mode="m"),
@@ -74,7 +76,8 @@ def small_conv_net(in_channels: int = 2, size: int = 34, n_classes: int = 10, ch
 
 
 def for_dataset(name: str, sensor_size, *, channels: int = 128, neuron: str = "plif") -> nn.Sequential:
-    """The reference network for registry dataset ``name`` and its ``sensor_size`` (W, H, P)."""
+    """The reference network for registry dataset ``name`` and its ``sensor_size`` (W, H, P):
+    ``plif_net`` with the dataset's configuration, input ``(T, B, P, H, W)``, output ``(T, B, classes)``."""
     if name not in PLIF_CONFIGS:
         raise ValueError(f"no reference model for {name!r}; known: {', '.join(PLIF_CONFIGS)}")
     W, H, P = sensor_size

@@ -26,6 +26,8 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    """The ``neurodata`` group: a subcommand's module is imported only when it runs (``COMMANDS``)."""
+
     def invoke(self, ctx):
         """Run the subcommand; the library's errors about what a person can fix (bad files, paths,
         parameters, downloads, damaged caches) end as one ``error:`` line and exit code 1, never a

@@ -77,6 +77,9 @@ def load(name: str, split: str = "train", frames=None, windows=None, **options):
     samples (events before each box time, with those boxes). Other keyword arguments go to the
     dataset class (``root``, ``download``, ``mirror``, ``source``, ``verify``, ``transform``,
     dataset options); ``transform`` / ``target_transform`` then apply to the frames or windows.
+
+    Items: ``events`` an ``EVENT_DTYPE`` array ``(N,)`` (t in µs from the sample's origin), or
+    ``frames`` a ``torch.Tensor`` ``(T, P, H, W)``; ``label`` an int.
     """
     if frames is not None and windows is not None:
         raise ValueError("pass frames= or windows=, not both")

@@ -50,6 +50,7 @@ _OK, _TRUNC_HEADER, _BAD_SIZE, _BAD_CAPACITY, _BAD_NUMBER, _BAD_OVERFLOW, _TRUNC
 
 
 def detect(head: bytes) -> bool:
+    """True when the file's first bytes ``head`` start with the AEDAT 3 magic line."""
     return head.startswith(_MAGIC)
 
 

@@ -64,6 +64,7 @@ class Aedat4Streams(NamedTuple):
 
 
 def detect(head: bytes) -> bool:
+    """True when the file's first bytes ``head`` start with ``#!AER-DAT4.0\\r\\n``."""
     return head.startswith(MAGIC)
 
 

@@ -16,14 +16,17 @@ __all__ = ["init_distributed", "is_distributed", "rank", "world_size", "is_main_
 
 
 def is_distributed() -> bool:
+    """True inside an initialised process group (torchrun with more than one process)."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """This process's rank in the group (0 in a single-process run)."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """Number of processes in the group (1 in a single-process run)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
@@ -46,6 +49,7 @@ def init_distributed(backend: str | None = None) -> torch.device:
 
 
 def barrier() -> None:
+    """Wait for every rank (a no-op in a single-process run)."""
     if is_distributed():
         dist.barrier()
 

@@ -2,8 +2,9 @@
 
 - ``rate_cross_entropy``: cross-entropy of the firing rate ``mean_t out[t]`` used as logits.
 - ``rate_mse``: mean squared error between the firing rate and the one-hot target.
-- ``tet_loss``: Temporal Efficient Training (Deng et al. 2022): ``mean_t CE(out[t], y)``, plus
-  ``lamb · MSE(out, phi)`` regularising every step's output toward ``phi``.
+- ``tet_loss``: Temporal Efficient Training (Deng et al. 2022):
+  ``(1 - lamb) · mean_t CE(out[t], y) + lamb · MSE(out, phi)``, the MSE regularising every step's
+  output toward ``phi``.
 """
 from __future__ import annotations
 
