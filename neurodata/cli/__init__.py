@@ -32,11 +32,9 @@ class LazyGroup(click.Group):
         """Run the subcommand; the library's errors about what a person can fix (bad files, paths,
         parameters, downloads, damaged caches) end as one ``error:`` line and exit code 1, never a
         traceback."""
-        from ..errors import CacheError
-
         try:
             return super().invoke(ctx)
-        except (OSError, ValueError, CacheError) as e:
+        except user_errors() as e:
             fail(str(e) or type(e).__name__, 1)
 
     def list_commands(self, ctx):
@@ -80,8 +78,8 @@ def parse_frames(items) -> dict | None:
         return None
     out = {}
     for item in items:
-        k, _, v = item.partition("=")
-        if not _ or not k.strip():
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
             fail(f"--frames takes KEY=VALUE (a ToFrame parameter), got {item!r}", 2)
         if k.strip() in out:
             fail(f"--frames {k.strip()} is given twice", 2)
@@ -93,6 +91,15 @@ def parse_frames(items) -> dict | None:
     except (TypeError, ValueError) as e:
         fail(f"--frames: {e}", 2)
     return out
+
+
+def user_errors() -> tuple:
+    """The library's exceptions about what a person can fix: bad files, paths and parameters
+    (``OSError``, ``ValueError``: ``FormatError``, ``DownloadError`` among them) and damaged
+    caches (``CacheError``)."""
+    from ..errors import CacheError
+
+    return OSError, ValueError, CacheError
 
 
 def fail(message: str, code: int = 1):

@@ -6,7 +6,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import click
 
-from . import fail, parse_frames
+from . import fail, parse_frames, user_errors
 
 
 def _fetch_one(name, split, options, frames):
@@ -43,8 +43,6 @@ def command(names, splits, root, mirror, source, no_verify, frames, jobs):
         for split in splits or recipe.splits:
             opts = {"root": root, "mirror": mirror, "source": source, "verify": not no_verify}
             tasks.append((name, split, opts, frames_params))
-    from ..errors import CacheError
-
     failed = 0
     with contextlib.ExitStack() as stack:  # every task is reported, the failed ones too
         pool = stack.enter_context(ProcessPoolExecutor(jobs)) if jobs > 1 and len(tasks) > 1 else None
@@ -52,7 +50,7 @@ def command(names, splits, root, mirror, source, no_verify, frames, jobs):
         for task, job in zip(tasks, pending):
             try:
                 click.echo(job.result() if pool else _fetch_one(*task))
-            except (OSError, ValueError, CacheError) as e:
+            except user_errors() as e:
                 failed += 1
                 click.echo(f"error: {task[0]} {task[1]}: {e}", err=True)
     if failed:
