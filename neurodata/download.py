@@ -381,8 +381,14 @@ def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=Non
     token = mirror_token()
     auth = {s: {"Authorization": f"Bearer {token}"} for s in sources[:len(all_mirrors)]} if token else {}
     hint = _options_hint(dest, [s for s in sources if _local_path(s) is None])
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    if dest.exists():  # a sound file needs no lock (a read-only folder could not hold one)
+        try:
+            verify_file(dest, source="existing file", hint=hint, **check)
+            return dest
+        except ChecksumError:
+            pass  # dealt with under the lock: another process may be replacing it right now
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(dest.with_name(dest.name + ".lock"), waiting=f"waiting for another process fetching {dest}"):
         if dest.exists():
             try:

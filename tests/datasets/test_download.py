@@ -345,3 +345,20 @@ def test_file_lock_excludes_and_cleans_up(tmp_path):
     assert not path.exists()
     with FileLock(path):  # free again
         pass
+
+
+def test_a_sound_existing_file_needs_no_lock(tmp_path, monkeypatch):
+    """A verified file is returned before any lock is taken (a read-only folder cannot hold the lock
+    file: fetch_resource raised OSError there, even offline)."""
+    import neurodata.download as dl
+
+    data = payload(1000)
+    (tmp_path / "f.bin").write_bytes(data)
+
+    class NoLock:
+        def __init__(self, *a, **k):
+            raise PermissionError("read-only folder")
+    monkeypatch.setattr(dl, "FileLock", NoLock)
+    assert fetch_resource([], tmp_path / "f.bin", md5=md5(data), offline=True, progress=False).read_bytes() == data
+    with pytest.raises(PermissionError):  # a file that fails its check is dealt with under the lock
+        fetch_resource([], tmp_path / "f.bin", md5=md5(b"other"), offline=True, progress=False)
