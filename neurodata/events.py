@@ -78,6 +78,8 @@ def as_events(events, name: str = "events") -> np.ndarray:
     if isinstance(events, Mapping):
         events = _from_columns(events, name)
     arr = np.asarray(events)
+    if arr.dtype.type is np.record:  # a recarray's record dtype compares equal but would stay record-typed
+        arr = arr.view(np.dtype((np.void, arr.dtype))).view(np.ndarray)
     if arr.dtype == EVENT_DTYPE:
         if arr.ndim != 1:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
@@ -105,7 +107,8 @@ def as_events(events, name: str = "events") -> np.ndarray:
             info = np.iinfo(target)
             if np.issubdtype(col.dtype, np.floating) and not np.all(col == np.round(col)):
                 raise ValueError(f"{name}[{f!r}] holds non-integer values; round them first")
-            if lo < info.min or hi > info.max:
+            top = 2.0 ** (info.bits - (1 if info.min < 0 else 0))  # exclusive, exact in float64 (max is not)
+            if lo < info.min or (hi >= top if np.issubdtype(col.dtype, np.floating) else hi > info.max):
                 raise ValueError(f"{name}[{f!r}] values {lo}..{hi} do not fit {target}")
         out[f] = col
     return out

@@ -32,6 +32,22 @@ DEFAULT_T = {"nmnist": 10, "dvsgesture": 16, "cifar10dvs": 10, "ncaltech101": 14
 LOSSES = {"ce": losses.rate_cross_entropy, "mse": losses.rate_mse, "tet": losses.tet_loss}
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an int >= 1 (0 used to mean "the default" or "everything")."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: an int >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, choices=sorted(PLIF_CONFIGS))
@@ -39,17 +55,17 @@ def parse(argv=None):
     ap.add_argument("--from", dest="source", default=None, help="folder with manually downloaded files")
     ap.add_argument("--mirror", default=None)
     ap.add_argument("--no-verify", action="store_true", help="skip checksums (e.g. miniature test archives)")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=16, help="per process")
+    ap.add_argument("--epochs", type=_positive, default=20)
+    ap.add_argument("--batch-size", type=_positive, default=16, help="per process")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--time-bins", type=int, default=None, help="frames per sample (default per dataset)")
-    ap.add_argument("--channels", type=int, default=128, help="conv width (128 in the paper)")
+    ap.add_argument("--time-bins", type=_positive, default=None, help="frames per sample (default per dataset)")
+    ap.add_argument("--channels", type=_positive, default=128, help="conv width (128 in the paper)")
     ap.add_argument("--neuron", choices=("plif", "lif"), default="plif")
     ap.add_argument("--loss", choices=sorted(LOSSES), default="ce")
     ap.add_argument("--grad-clip", type=float, default=None)
     ap.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
+    ap.add_argument("--workers", type=_count, default=2)
+    ap.add_argument("--limit", type=_positive, default=None, help="use only the first N samples of each split")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--ddp", action="store_true", help="run under torchrun with DistributedDataParallel")
@@ -61,12 +77,12 @@ def main(argv=None) -> int:
     args = parse(argv)
     device = init_distributed() if args.ddp else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(args.seed)
-    T = args.time_bins or DEFAULT_T[args.dataset]
+    T = DEFAULT_T[args.dataset] if args.time_bins is None else args.time_bins
     opts = dict(root=args.root, source=args.source, mirror=args.mirror, verify=not args.no_verify,
                 frames=dict(frames_number=T, split_by="number"))
     data = {s: neurodata.load(args.dataset, split=s, **opts) for s in ("train", "test")}
     barrier()
-    if args.limit:
+    if args.limit is not None:
         data = {s: torch.utils.data.Subset(d, range(min(args.limit, len(d)))) for s, d in data.items()}
     sensor = neurodata.datasets.get(args.dataset).recipe.sensor_size
     model = wrap_ddp(for_dataset(args.dataset, sensor, channels=args.channels, neuron=args.neuron), device)

@@ -110,3 +110,16 @@ def test_fast_structured_copies_equal_numpy(ev, step, data):
     if len(ev):
         parts = [ev[:len(ev) // 2], view, ev[len(ev) // 2:]]
         assert np.array_equal(concat_events(parts), np.concatenate(parts))
+
+
+def test_as_events_float_time_at_two_to_63_and_recarrays():
+    """A float t of exactly 2**63 does not fit int64 (the check compared with int64's max rounded
+    to 2**63 and let it wrap to -2**63); a recarray comes back as a plain EVENT_DTYPE array."""
+    from neurodata.events import EVENT_DTYPE, as_events, make_events
+
+    with pytest.raises(ValueError, match="do not fit"):
+        as_events({"t": np.array([2.0**63]), "x": [0], "y": [0], "p": [1]})
+    assert as_events({"t": np.array([2.0**62]), "x": [0], "y": [0], "p": [1]})["t"][0] == 2**62
+    rec = make_events([1, 2], [0, 1], [0, 0], [1, 0]).view(np.recarray)
+    out = as_events(rec)
+    assert out.dtype == EVENT_DTYPE and out.dtype.type is np.void and type(out) is np.ndarray

@@ -65,3 +65,12 @@ def test_train_script_under_torchrun_ddp(tmp_path):
     # rank 0 alone logs: one header, one epoch line, one final line; the cache was built once
     assert proc.stdout.count("epoch 1/1: train loss") == 1 and proc.stdout.count("final test accuracy") == 1
     assert len(list((tmp_path / "root" / "nmnist").glob("events-train-*.h5"))) == 1
+
+
+@pytest.mark.parametrize("option", ["--time-bins", "--limit", "--epochs", "--batch-size", "--channels"])
+def test_train_script_refuses_non_positive_counts(option, capsys):
+    """``--time-bins 0`` trained with the default T and ``--limit 0`` on everything (0 read as
+    "not given"); ``--epochs 0`` ended in IndexError: each is refused by the argument parser."""
+    with pytest.raises(SystemExit) as exit_:
+        _train_module().parse(["--dataset", "nmnist", option, "0"])
+    assert exit_.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
