@@ -176,5 +176,8 @@ def select_events(ev: np.ndarray, selection) -> np.ndarray:
 
 
 def concat_events(parts) -> np.ndarray:
-    """``np.concatenate(parts)`` for arrays of one structured dtype, fast."""
+    """``np.concatenate(parts)`` for arrays of one structured dtype, fast (``ValueError`` for parts of
+    different dtypes: their bytes would be joined as if they had the first one's layout)."""
+    if any(p.dtype != parts[0].dtype for p in parts[1:]):
+        raise ValueError(f"concat_events joins arrays of one dtype, got {sorted({str(p.dtype) for p in parts})}")
     return np.concatenate([_void(p) for p in parts]).view(parts[0].dtype)

@@ -123,3 +123,15 @@ def test_as_events_float_time_at_two_to_63_and_recarrays():
     rec = make_events([1, 2], [0, 1], [0, 0], [1, 0]).view(np.recarray)
     out = as_events(rec)
     assert out.dtype == EVENT_DTYPE and out.dtype.type is np.void and type(out) is np.ndarray
+
+
+def test_concat_events_refuses_parts_of_different_dtypes():
+    """Joined as raw bytes, a tonic-ordered or big-endian part came out as garbage (t = 4295426052)."""
+    from neurodata.events import concat_events
+
+    ev = make_events([1, 2], [0, 1], [0, 0], [1, 0])
+    assert np.array_equal(concat_events([ev, ev[:1]]), np.concatenate([ev, ev[:1]]))
+    for other in (ev.astype(EVENT_DTYPE.newbyteorder(">")),
+                  np.zeros(1, [("x", "<u2"), ("y", "<u2"), ("p", "u1"), ("t", "<i8")])):
+        with pytest.raises(ValueError, match="one dtype"):
+            concat_events([ev, other])
