@@ -205,7 +205,9 @@ class RandomCrop(EventTransform):
 class Downsample(EventTransform):
     """Exact rational downsampling of x, y and t (``functional.augment.downsample``).
 
-    ``output_sensor_size`` = ``functional.augment.downsampled_sensor_size``.
+    ``output_sensor_size`` = ``functional.augment.downsampled_sensor_size`` of the transform's own
+    ``sensor_size`` when it has one (the one its calls use). ``target_size`` needs ``sensor_size``
+    (``ValueError`` when built without it: every call would raise).
     """
 
     sensor_size: tuple | None = None
@@ -214,14 +216,18 @@ class Downsample(EventTransform):
     time_factor: float = 1
     deduplicate: bool = False
 
+    def __post_init__(self):
+        if self.target_size is not None and self.sensor_size is None:
+            raise ValueError("Downsample: target_size needs sensor_size (the factors are target / sensor)")
+
     def __call__(self, events, rng=None):
         return A.downsample(events, self.sensor_size, spatial_factor=self.spatial_factor,
                             target_size=self.target_size, time_factor=self.time_factor,
                             deduplicate=self.deduplicate)
 
     def output_sensor_size(self, sensor_size):
-        return A.downsampled_sensor_size(sensor_size, spatial_factor=self.spatial_factor,
-                                         target_size=self.target_size)
+        own = self.sensor_size if self.sensor_size is not None else sensor_size
+        return A.downsampled_sensor_size(own, spatial_factor=self.spatial_factor, target_size=self.target_size)
 
 
 @dataclass(frozen=True)

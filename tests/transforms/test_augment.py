@@ -380,3 +380,14 @@ def test_overflow_and_precision_edges_raise_or_hold():
     for seed in range(8):
         with pytest.raises(ValueError, match="sorted"):
             A.event_drop(unsorted, (4, 4, 2), rng=seed)
+
+
+def test_downsample_target_size_needs_the_transforms_sensor_size():
+    """Built with target_size alone it reported an output size, then raised at every call; its
+    output size comes from its own sensor_size, the one its calls use."""
+    from neurodata.transforms import Downsample
+
+    with pytest.raises(ValueError, match="target_size needs sensor_size"):
+        Downsample(target_size=(10, 3))
+    down = Downsample((20, 15, 2), target_size=(10, 3))
+    assert down.output_sensor_size((40, 30, 2)) == down.output_sensor_size((20, 15, 2)) == (10, 3, 2)
