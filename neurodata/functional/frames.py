@@ -303,6 +303,16 @@ def _is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def check_positive(name: str, value, integral: bool = False):
+    """``value`` when it is a positive int (``integral``) or a positive finite number, else
+    ``ValueError`` naming ``name``."""
+    ok = isinstance(value, numbers.Integral if integral else numbers.Real) and not isinstance(value, bool)
+    if not ok or not value > 0 or (not integral and not math.isfinite(value)):
+        kind = "int" if integral else "number"
+        raise ValueError(f"{name} must be a positive {kind}, got {value!r}")
+    return value
+
+
 def exact(v) -> Fraction:
     """The exact value of a finite real parameter as a ``Fraction``: ints (numpy's too) and
     fractions as they are, floats (numpy's too: ``Fraction(np.float32(2))`` raises) by their

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from .frames import _check_oob_policy, cast_counts, check_frame_dtype, frame_counts, frame_mode
+from .frames import _check_oob_policy, cast_counts, check_frame_dtype, check_positive, frame_counts, frame_mode
 
 __all__ = ["to_event_count_image", "to_binary_representation", "pack_binary_frames", "check_binary_params"]
 
@@ -24,6 +24,11 @@ def to_event_count_image(events, sensor_size, *, dtype=np.float32, on_out_of_bou
     return cast_counts(counts[0], dt)
 
 
+def _check_n_bits(n_bits) -> None:
+    if not isinstance(n_bits, numbers.Integral) or isinstance(n_bits, bool) or not 1 <= n_bits <= 32:
+        raise ValueError(f"n_bits must be an int in 1..32, got {n_bits!r}")
+
+
 def pack_binary_frames(frames, n_bits: int, *, normalize: bool = True) -> np.ndarray:
     """Pack groups of ``n_bits`` consecutive frames into one ``n_bits``-bit frame each.
 
@@ -36,8 +41,7 @@ def pack_binary_frames(frames, n_bits: int, *, normalize: bool = True) -> np.nda
     frames = np.asarray(frames)
     if frames.ndim != 4:
         raise ValueError(f"frames must have shape (T * n_bits, P, H, W), got {frames.shape}")
-    if not isinstance(n_bits, numbers.Integral) or isinstance(n_bits, bool) or not 1 <= n_bits <= 32:
-        raise ValueError(f"n_bits must be an int in 1..32, got {n_bits!r}")
+    _check_n_bits(n_bits)
     if frames.shape[0] % n_bits:
         raise ValueError(f"the number of frames ({frames.shape[0]}) must be a multiple of n_bits ({n_bits})")
     itype = np.uint8 if n_bits <= 8 else np.uint16 if n_bits <= 16 else np.uint32
@@ -52,10 +56,8 @@ def pack_binary_frames(frames, n_bits: int, *, normalize: bool = True) -> np.nda
 
 def check_binary_params(n_frames, n_bits, on_out_of_bounds) -> None:
     """``ValueError`` naming the first bad parameter of :func:`to_binary_representation`."""
-    if not isinstance(n_frames, numbers.Integral) or isinstance(n_frames, bool) or n_frames < 1:
-        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
-    if not isinstance(n_bits, numbers.Integral) or isinstance(n_bits, bool) or not 1 <= n_bits <= 32:
-        raise ValueError(f"n_bits must be an int in 1..32, got {n_bits!r}")
+    check_positive("n_frames", n_frames, integral=True)
+    _check_n_bits(n_bits)
     _check_oob_policy(on_out_of_bounds)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from fractions import Fraction
 
 import numba
@@ -12,18 +11,10 @@ from numba import njit, prange
 
 from ..events import as_events, check_sensor_size
 from .frames import (OK, OUT_OF_BOUNDS, UNSORTED, _check_oob_policy, _event_words, _first_violation_kernel,
-                     _lower_bound_kernel, _resolve_threads, check_float_dtype, exact, raise_violation,
-                     validate_events)
+                     _lower_bound_kernel, _resolve_threads, check_float_dtype, check_positive, exact,
+                     raise_violation, validate_events)
 
 __all__ = ["to_time_surface", "to_averaged_time_surface", "check_time_surface_params", "check_hats_params"]
-
-
-def _positive(name, value, integral=False):
-    ok = isinstance(value, numbers.Integral if integral else numbers.Real) and not isinstance(value, bool)
-    if not ok or not value > 0 or (not integral and not math.isfinite(value)):
-        kind = "int" if integral else "number"
-        raise ValueError(f"{name} must be a positive {kind}, got {value!r}")
-    return value
 
 
 # ---------------------------------------------------------------------------------- time surface
@@ -133,8 +124,8 @@ _TABLE_MAX = 1 << 22
 
 def check_time_surface_params(dt, tau, dtype, on_out_of_bounds, num_threads) -> np.dtype:
     """``ValueError`` naming the first bad parameter of :func:`to_time_surface`; the output dtype."""
-    _positive("dt", dt)
-    _positive("tau", tau)
+    check_positive("dt", dt)
+    check_positive("tau", tau)
     _check_oob_policy(on_out_of_bounds)
     _resolve_threads(num_threads, 0)
     return check_float_dtype(dtype)
@@ -341,12 +332,12 @@ def _hats_kernel(t, x, y, p, W, H, P, cell, size, window, tau, linear, hist, cou
 def check_hats_params(cell_size, surface_size, time_window, tau, decay, dtype, on_out_of_bounds) -> np.dtype:
     """``ValueError`` naming the first bad parameter of :func:`to_averaged_time_surface`; the
     output dtype."""
-    _positive("cell_size", cell_size, integral=True)
-    _positive("surface_size", surface_size, integral=True)
+    check_positive("cell_size", cell_size, integral=True)
+    check_positive("surface_size", surface_size, integral=True)
     if surface_size % 2 == 0 or surface_size > cell_size:
         raise ValueError(f"surface_size must be odd and <= cell_size ({cell_size}), got {surface_size}")
-    _positive("time_window", time_window)
-    _positive("tau", tau)
+    check_positive("time_window", time_window)
+    check_positive("tau", tau)
     if decay not in ("exp", "lin"):
         raise ValueError(f"decay must be 'exp' or 'lin', got {decay!r}")
     _check_oob_policy(on_out_of_bounds)

@@ -2,13 +2,12 @@
 egomotion"): signed polarity spread bilinearly over ``B`` time bins."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numba import njit
 
 from ..events import as_events, check_sensor_size
-from .frames import OK, _check_oob_policy, _event_words, check_float_dtype, raise_violation, validate_events
+from .frames import (OK, _check_oob_policy, _event_words, check_float_dtype, check_positive, raise_violation,
+                     validate_events)
 
 __all__ = ["to_voxel_grid", "check_voxel_params"]
 
@@ -65,8 +64,7 @@ def _voxel_kernel(words, B, W, H, P, out):
 
 def check_voxel_params(n_time_bins, dtype, on_out_of_bounds) -> np.dtype:
     """``ValueError`` naming the first bad parameter of :func:`to_voxel_grid`; the output dtype."""
-    if not isinstance(n_time_bins, numbers.Integral) or isinstance(n_time_bins, bool) or n_time_bins < 1:
-        raise ValueError(f"n_time_bins must be a positive int, got {n_time_bins!r}")
+    check_positive("n_time_bins", n_time_bins, integral=True)
     dt = check_float_dtype(dtype)
     _check_oob_policy(on_out_of_bounds)
     return dt
