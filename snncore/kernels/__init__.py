@@ -37,8 +37,8 @@ def _validate(x_seq, v, params, k):
     if not torch.is_tensor(v) or v.shape != x_seq.shape[1:]:
         raise ValueError(f"v must be a tensor shaped like one time step {tuple(x_seq.shape[1:])}, "
                          f"got {tuple(v.shape) if torch.is_tensor(v) else type(v).__name__}")
-    if v.dtype not in (torch.float32, x_seq.dtype if x_seq.dtype == torch.float64 else torch.float32) \
-            or v.device != x_seq.device:
+    states = (torch.float32, torch.float64) if x_seq.dtype == torch.float64 else (torch.float32,)
+    if v.dtype not in states or v.device != x_seq.device:
         raise ValueError(f"v must be float32 (or float64 with float64 x_seq) on {x_seq.device} (the neuron "
                          f"state), got {v.dtype} on {v.device}")
     is_plif = isinstance(params, PLIFParameters) and not isinstance(params, LIFParameters)
