@@ -102,11 +102,15 @@ def _expected(md5, sha256, checksum) -> dict[str, str]:
     return out
 
 
-def _options_hint(dest: Path, urls) -> str:
+def _options_hint(dest: Path, urls, checksum: bool) -> str:
+    """What the user can do about a file that failed its check (``checksum``) or that no source
+    delivered (skipping verification would not help there)."""
     where = f" from {urls[0]}" if urls else ""
-    return (f"What you can do: retry (a host may serve an error page or a changed file); use a mirror "
-            f"(--mirror URL or NEURODATA_MIRROR); download the file yourself{where} and pass --from PATH "
-            f"(or put it at {dest}); or skip verification with --no-verify / verify=False (not recommended).")
+    retry = ("retry (a host may serve an error page or a changed file)" if checksum else
+             "retry later (a host may be down or unreachable from here)")
+    skip = "; or skip verification with --no-verify / verify=False (not recommended)" if checksum else ""
+    return (f"What you can do: {retry}; use a mirror (--mirror URL or NEURODATA_MIRROR); download the file "
+            f"yourself{where} and pass --from PATH (or put it at {dest}){skip}.")
 
 
 def _checksum_error(message: str, path, expected: str, actual: str) -> ChecksumError:
@@ -380,7 +384,8 @@ def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=Non
     sources = _sources([str(u) for u in urls], all_mirrors, dataset, dest.name)
     token = mirror_token()
     auth = {s: {"Authorization": f"Bearer {token}"} for s in sources[:len(all_mirrors)]} if token else {}
-    hint = _options_hint(dest, [s for s in sources if _local_path(s) is None])
+    web = [s for s in sources if _local_path(s) is None]
+    hint = _options_hint(dest, web, checksum=True)
     part = dest.with_name(dest.name + ".part")
     if dest.exists():  # a sound file needs no lock (a read-only folder could not hold one)
         try:
@@ -451,4 +456,6 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
     if checksum_error is not None:
         raise _checksum_error("\n  ".join([f"{dest.name} failed verification from every source:", *failures])
                               + f"\n{hint}", dest, checksum_error.expected, checksum_error.actual)
-    raise DownloadError("\n  ".join([f"could not fetch {dest.name}:", *failures]) + f"\n{hint}")
+    web = [s for s in sources if _local_path(s) is None]
+    raise DownloadError("\n  ".join([f"could not fetch {dest.name}:", *failures])
+                        + f"\n{_options_hint(dest, web, checksum=False)}")

@@ -158,6 +158,7 @@ def test_gives_up_after_retries_and_no_retry_on_404(http_server, tmp_path):
         fetch_resource(url, tmp_path / "a.bin", md5=md5(data), retries=2, **FAST)
     assert not isinstance(exc.value, ChecksumError)
     assert "--mirror" in str(exc.value) and "--from" in str(exc.value)
+    assert "--no-verify" not in str(exc.value)  # no check failed: skipping checks cannot help
     assert len(http_server.requests_for("a.bin")) == 3
     with pytest.raises(DownloadError, match="HTTP 404"):
         fetch_resource(http_server.url("missing.bin"), tmp_path / "m.bin", retries=5, **FAST)
