@@ -72,8 +72,9 @@ def as_events(events, name: str = "events") -> np.ndarray:
     arrays included), or a mapping of four equal-length 1-D columns under those keys (SpikingJelly's
     event dicts, e.g. ``np.load`` of its ``.npz`` files); values are converted the same way, and not
     copied when the dtype is already ``EVENT_DTYPE``. Raises ``TypeError`` for a non-structured
-    array or missing fields, ``ValueError`` for a wrong shape or values that do not fit the field
-    types.
+    array, missing fields or a field that is not bool, integer or float (object, timedelta64,
+    datetime64, complex, strings: their values would be reinterpreted, e.g. a timedelta's unit
+    dropped), ``ValueError`` for a wrong shape or values that do not fit the field types.
     """
     if isinstance(events, Mapping):
         events = _from_columns(events, name)
@@ -94,6 +95,12 @@ def as_events(events, name: str = "events") -> np.ndarray:
         raise TypeError(f"{name} is missing field(s) {missing}; expected fields t, x, y, p")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    for f in FIELDS:
+        kind = arr.dtype[f].kind
+        if kind not in "biuf":
+            hint = (": convert it to integer µs first, e.g. .astype('timedelta64[us]').astype('int64')"
+                    if kind == "m" else "")
+            raise TypeError(f"{name}[{f!r}] has dtype {arr.dtype[f]}; expected bool, integer or float values{hint}")
     out = np.empty(arr.shape[0], dtype=EVENT_DTYPE)
     for f in FIELDS:
         col = arr[f]

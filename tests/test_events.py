@@ -49,6 +49,19 @@ def test_as_events_rejects(bad, err):
         as_events(bad)
 
 
+@pytest.mark.parametrize("dtype, what", [
+    ("m8[s]", "timedelta64"), ("M8[us]", "datetime64"), (object, "object"), ("c16", "complex"), ("U3", "<U3")])
+@pytest.mark.parametrize("field", ["t", "x", "p"])
+def test_as_events_refuses_non_numeric_fields(dtype, what, field):
+    """A timedelta's unit was dropped ([0, 5] s became [0, 5] µs), object floats truncated, a
+    complex column lost its imaginary part: such columns are refused, naming the field."""
+    a = np.zeros(2, dtype=[(f, dtype if f == field else "i8") for f in "txyp"])
+    with pytest.raises(TypeError, match=rf"\['{field}'\] has dtype .*{what}"):
+        as_events(a)
+    with pytest.raises(TypeError, match=rf"\['{field}'\]"):
+        as_events({f: a[f] for f in "txyp"})
+
+
 def test_as_events_value_checks():
     a = np.zeros(2, dtype=[("t", "f8"), ("x", "i4"), ("y", "i4"), ("p", "i4")])
     a["t"] = [0.5, 1]

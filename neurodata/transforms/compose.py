@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import check_sensor_size
+from ..events import as_events, check_sensor_size
 from ..functional.augment import as_rng
 from ..functional import slicing as S
 
@@ -104,7 +104,7 @@ class SliceByCount:
 
     def indices(self, events) -> np.ndarray:
         """``(K, 2)`` int64 ``[start, stop)`` row ranges."""
-        return S.count_slice_indices(len(events), self.event_count, overlap=self.overlap,
+        return S.count_slice_indices(as_events(events).shape[0], self.event_count, overlap=self.overlap,
                                      include_incomplete=self.include_incomplete)
 
     def __call__(self, events, rng=None) -> list[np.ndarray]:

@@ -122,6 +122,8 @@ def test_slicer_edges():
     assert [len(s) for s in S.slice_by_count(ev, 5)] == [3]
     assert [len(s) for s in S.slice_by_count(np.empty(0, EVENT_DTYPE), 5)] == [0]
     assert T.SliceByCount(event_count=2, overlap=1).indices(ev).tolist() == [[0, 2], [1, 3]]
+    cols = {f: ev[f] for f in "txyp"}  # a column dict (4 keys) counts its events, as __call__ does
+    assert T.SliceByCount(event_count=1).indices(cols).tolist() == [[0, 1], [1, 2], [2, 3]]
     sl = T.SliceByIndices(start_indices=[0, 1], end_indices=[2, 3])
     assert [s["t"].tolist() for s in sl(ev)] == [[0, 50], [50, 100]]
     assert sl.indices(ev).tolist() == [[0, 2], [1, 3]]
