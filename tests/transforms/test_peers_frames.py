@@ -143,10 +143,16 @@ def test_spikingjelly_duration(sj_utils, ev, duration):
 @settings(max_examples=100, deadline=None)
 @given(ev=events.filter(lambda e: e["t"][-1] > e["t"][0]), B=st.integers(1, 8))
 def test_tonic_voxel_grid(tonic, ev, B):
-    """tonic normalises with B (not B - 1) and drops weight beyond bin B-1: ours with B+1 bins, cut."""
-    tonic_ev = np.zeros(len(ev), [("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
-    for k in "xytp":
-        tonic_ev[k] = ev[k]  # int polarity: tonic's p[p == 0] = -1 wraps on uint8
+    """tonic normalises with B (not B - 1) and drops weight beyond bin B-1: ours with B+1 bins, cut.
+    Its input converted as docs/migration.md says (by field name, to int64): on our uint8 ``p``,
+    tonic's ``p[p == 0] = -1`` raises under numpy 2."""
+    from numpy.lib import recfunctions as rfn
+
+    tonic_ev = rfn.require_fields(ev, np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")]))
+    assert all(np.array_equal(tonic_ev[k], ev[k]) for k in "txyp")
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0" and (ev["p"] == 0).any():
+        with pytest.raises(OverflowError):
+            tonic.transforms.ToVoxelGrid(SENSOR, B)(ev.copy())
     ref = tonic.transforms.ToVoxelGrid(SENSOR, B)(tonic_ev)
     out = to_voxel_grid(ev, SENSOR, B + 1, dtype=np.float64)[:B]
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
