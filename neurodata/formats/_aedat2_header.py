@@ -230,8 +230,10 @@ def chip_class_for(chip, sensor_size, events):
 
 
 def header_bytes(cls: str, sensor_size, created: _dt.datetime) -> bytes:
-    """The writer's header: version, jAER's format comment lines, creation time, chip class, and
-    ``# SensorSize: WxH`` when ``sensor_size`` is given and the class does not imply it."""
+    """The writer's header: version, jAER's format comment lines, creation time, chip class,
+    ``# SensorSize: WxH`` when ``sensor_size`` is given and the class does not imply it, and
+    jAER's closing ``#End Of ASCII Header`` (so that a first record starting with ``#`` is not
+    taken for a header line)."""
     lines = ["#!AER-DAT2.0",
              "# This is a raw AE data file created by neurodata",
              "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event",
@@ -242,6 +244,7 @@ def header_bytes(cls: str, sensor_size, created: _dt.datetime) -> bytes:
     implied = CHIP_CLASSES.get(cls.rsplit(".", 1)[-1].lower())
     if sensor_size is not None and (implied is None or implied != sensor_size[:2]):
         lines.append(f"# SensorSize: {sensor_size[0]}x{sensor_size[1]}")
+    lines.append("#End Of ASCII Header")
     return "".join(line + "\r\n" for line in lines).encode("ascii")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import sys
+import warnings
 
 import numpy as np
 from numba import njit
@@ -360,7 +361,8 @@ def write_aedat2(path, events, sensor_size=None, *, chip=None, created=None) -> 
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"events[{i}] has x={x[i]}, y={y[i]}: the {'DVS128' if layout == DVS128 else 'DAVIS'} "
-                         f"address layout stores x < {xmax}, y < {ymax}; pass chip='davis' or drop them")
+                         f"address layout stores x < {xmax}, y < {ymax}; "
+                         f"{'pass chip=' + repr('davis') + ' or drop them' if layout == DVS128 else 'drop them'}")
     implied = chip_size(cls)
     if sensor_size is None and implied is not None:  # the reader checks events against the class's sensor
         try:
@@ -368,6 +370,10 @@ def write_aedat2(path, events, sensor_size=None, *, chip=None, created=None) -> 
         except ValueError as e:
             raise ValueError(f"chip {cls} is a {implied[0]}x{implied[1]} sensor: {e}") from None
     unwrap_check(events["t"], 32, "AEDAT 2.0")
+    if layout != DVS128 and events.shape[0] and y[0] >> 2 == ord("#"):
+        warnings.warn(f"{path}: the first event's address starts with the byte '#' (y = {y[0]}): readers that take "
+                      "every line starting with '#' as header (tonic's, SpikingJelly's) will misread the file; "
+                      "jAER and neurodata stop at its '#End Of ASCII Header' line", UserWarning, stacklevel=2)
     head = header_bytes(cls, sensor_size, created or _dt.datetime.now().astimezone())
 
     def chunks(step=1 << 20):

@@ -184,11 +184,18 @@ def test_first_record_starting_with_hash_is_data(tmp_path):
     # DAVIS y_raw = 141: the address MSB is 0x23 ('#'); the header must not swallow the record
     ev = make_events([5, 6, 7], [3, 4, 5], [141, 140, 143], [1, 0, 1])
     path = tmp_path / "hash.aedat"
-    aedat2.write_aedat2(path, ev, chip="davis")
+    with pytest.warns(UserWarning, match="starts with the byte '#'.*tonic"):
+        aedat2.write_aedat2(path, ev, chip="davis")
     data = path.read_bytes()
     off = aedat2.inspect(path).data_offset
     assert data[off] == 0x23
     np.testing.assert_array_equal(aedat2.read_aedat2(path), ev)
+    # jAER's reader: '#' lines until its own closing line, which the writer ends every header with
+    assert data[:off].endswith(b"\r\n#End Of ASCII Header\r\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a first y outside 140..143 writes without a word
+        aedat2.write_aedat2(tmp_path / "plain.aedat", make_events([5], [3], [139], [1]),
+                            chip="davis")
 
 
 def test_hash_record_after_lf_header_is_data(tmp_path):
