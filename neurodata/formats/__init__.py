@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from ..errors import FormatError
-from ..events import as_events, concat_events, copy_events
+from ..events import concat_events, copy_events
 from ._base import FileInfo, read_head
 
 __all__ = ["FORMATS", "detect_format", "read", "read_bytes", "write", "inspect", "iter_events", "FileInfo"]
@@ -131,13 +131,9 @@ def write(path, events, format: str, sensor_size=None, **options) -> None:
 
     The file appears atomically (written to a temporary name, then renamed). ``sensor_size``
     ``(W, H, P)`` goes into the header where the format has a place for it. Every format stores
-    one polarity bit: ``p`` other than 0 and 1 raises ``ValueError`` (it was written as 1).
+    one polarity bit: ``p`` other than 0 and 1 (in a foreign array also -1 or bool) raises
+    ``ValueError`` (``writable_events``; it was written as 1).
     """
-    events = as_events(events)
-    bad = events["p"] > 1
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"events[{i}]['p'] = {events['p'][i]}: event files store p in {{0, 1}} (1 = ON)")
     _module(format).write(path, events, sensor_size=sensor_size, **options)
 
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import numpy as np
 
-from ..events import as_events, check_bounds, check_sensor_size
-from ._base import atomic_write
+from ..events import check_bounds, check_sensor_size
+from ._base import atomic_write, writable_events
 
 _HEADER = struct.Struct("<hhiiiiii")  # 28-byte packet header
 _POLARITY = 1
@@ -15,7 +15,7 @@ _NAMES = {(128, 128): "DVS128", (240, 180): "DAVIS240C", (346, 260): "DAVIS346",
 
 
 def write_aedat31(path, events, sensor_size, packet_events, source_id, source_name, start_time) -> None:
-    events = as_events(events)
+    events = writable_events(events)
     t, x, y, p = (events[f] for f in ("t", "x", "y", "p"))
     if int(packet_events) != packet_events or packet_events < 1:
         raise ValueError(f"packet_events must be a positive int, got {packet_events!r}")

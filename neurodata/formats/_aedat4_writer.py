@@ -6,11 +6,11 @@ import struct
 
 import numpy as np
 
-from ..events import as_events, check_bounds, check_sensor_size
+from ..events import check_bounds, check_sensor_size
 from . import _flatbuffers as fb
 from ._aedat4_layout import (DV_EVENT, IMU_DTYPE, IMU_FIELDS, MAGIC, MAX_SIDE, TRIGGER_DTYPE, TRIGGER_FIELDS,
                              WRITE_COMPRESSION, compress)
-from ._base import atomic_write
+from ._base import atomic_write, writable_events
 
 TABLE_PACKET_ROWS = 256
 
@@ -47,7 +47,7 @@ def _escape(text: str) -> str:
 
 
 def write_aedat4(path, events, sensor_size, compression, packet_events, source, imu, triggers) -> None:
-    events = as_events(events)
+    events = writable_events(events)
     if compression not in WRITE_COMPRESSION:
         raise ValueError(f"compression must be one of {sorted(WRITE_COMPRESSION)}, got {compression!r}")
     if isinstance(packet_events, bool) or int(packet_events) != packet_events or packet_events < 1:

@@ -13,11 +13,13 @@ A format module ``neurodata/formats/<name>.py`` provides:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import FormatError
+from ..events import as_events
 
 HEAD_BYTES = 1 << 16
 
@@ -110,3 +112,17 @@ def atomic_write(path, chunks) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def writable_events(events) -> np.ndarray:
+    """``as_events(events)`` for a writer, which stores one polarity bit: ``p`` must be 0 or 1 (in a
+    foreign array also -1 for OFF, or bool), else ``ValueError`` naming the first other value
+    (``as_events`` alone reads any ``p > 0`` as ON, so a 2 would be written as 1)."""
+    out = as_events(events)
+    p = np.asarray((events if isinstance(events, Mapping) else np.asarray(events))["p"])
+    bad = ~np.isin(p, (-1, 0, 1))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"events[{i}]['p'] = {p[i]}: event files store one polarity bit, p in {{0, 1}} "
+                         "(1 = ON; in a foreign array -1 or False is OFF too)")
+    return out

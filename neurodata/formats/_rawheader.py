@@ -278,7 +278,8 @@ def header_bytes(encoding_line: str, format_name: str, sensor_size) -> bytes:
 
 
 def check_writable(events, max_t: int, fmt: str) -> None:
-    """Writer preconditions shared by EVT 2.0 and 3.0: sorted, ``0 <= t <= max_t``, 11-bit x/y, p in {0, 1}."""
+    """Writer preconditions shared by EVT 2.0 and 3.0: sorted, ``0 <= t <= max_t``, 11-bit x/y
+    (``p`` in {0, 1} is ``writable_events``'s check)."""
     if events.size == 0:
         return
     t = events["t"]
@@ -291,7 +292,7 @@ def check_writable(events, max_t: int, fmt: str) -> None:
         raise ValueError(f"{fmt} writer: t must be >= 0 µs, got t[0] = {t[0]}; shift the timestamps first")
     if t[-1] > max_t:
         raise ValueError(f"{fmt} writer: t must be <= {max_t} µs, got {t[-1]}; subtract an offset first")
-    for name, hi in (("x", 2047), ("y", 2047), ("p", 1)):
+    for name, hi in (("x", 2047), ("y", 2047)):
         col = events[name]
         bad = col > hi
         if bad.any():

@@ -23,11 +23,11 @@ import warnings
 import numpy as np
 from numba import njit
 
-from ..events import as_events, check_bounds, check_sensor_size, empty_events
+from ..events import check_bounds, check_sensor_size, empty_events
 from ._aedat2_header import (DAVIS, DVS128, FIELD_SIZES, IMU_DTYPE, check_16bit, chip_class_for, chip_size,
                              header_bytes, parse_header, raise_outside)
 from ._aedat2_imu import read_imu
-from ._base import FileInfo, atomic_write
+from ._base import FileInfo, atomic_write, writable_events
 from ._records import Workers, iter_windows, record_layout, shrink, unwrap_check
 from ._unaligned import _store, put_event
 
@@ -349,7 +349,7 @@ def write_aedat2(path, events, sensor_size=None, *, chip=None, created=None) -> 
     and steps below ``2**31`` µs always are; any other input is checked by replaying the
     reader's rule, and the first event that would come back different raises ``ValueError``.
     """
-    events = as_events(events)
+    events = writable_events(events)
     if sensor_size is not None:
         sensor_size = check_sensor_size(sensor_size)
         check_bounds(events, sensor_size)

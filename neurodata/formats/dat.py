@@ -26,8 +26,8 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ..errors import FormatError
-from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, empty_events
-from ._base import FileInfo, atomic_write, parse_prefixed_header
+from ..events import EVENT_DTYPE, check_bounds, check_sensor_size, empty_events
+from ._base import FileInfo, atomic_write, parse_prefixed_header, writable_events
 from ._records import Workers, iter_windows, record_layout, unwrap_check
 from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
@@ -331,7 +331,7 @@ def write_dat(path, events, sensor_size=None, *, version: int = 2, date=None) ->
     and steps below ``2**31`` µs always do; any other input is checked by replaying the reader's
     rule, and the first event that would come back different raises ``ValueError``.
     """
-    events = as_events(events)
+    events = writable_events(events)
     if version not in (1, 2):
         raise ValueError(f"version must be 1 or 2, got {version!r}")
     if sensor_size is not None:

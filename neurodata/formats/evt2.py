@@ -24,9 +24,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
+from ..events import EVENT_DTYPE, check_bounds, check_sensor_size
 from . import _rawheader as raw
-from ._base import atomic_write
+from ._base import atomic_write, writable_events
 from ._parallel import map_ordered, resolve_threads
 from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
 
@@ -298,7 +298,7 @@ def write(path, events, sensor_size=None) -> None:
     ``t`` below 2^54 µs reads back exactly. Raises ``ValueError`` (naming the first bad index) for
     unsorted or out-of-range events.
     """
-    events = as_events(events)
+    events = writable_events(events)
     if sensor_size is not None:
         sensor_size = check_sensor_size(sensor_size)
         check_bounds(events, sensor_size)

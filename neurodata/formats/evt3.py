@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..events import as_events, check_bounds, check_sensor_size
+from ..events import check_bounds, check_sensor_size
 from . import _rawheader as raw
-from ._base import atomic_write
+from ._base import atomic_write, writable_events
 from ._evt3_decode import _STATE_SIZE, _decode
 from ._parallel import resolve_threads
 
@@ -191,7 +191,7 @@ def write(path, events, sensor_size=None, *, vectorize: bool = False) -> None:
     reader loop each). Raises ``ValueError`` (naming the first bad index) for unsorted or
     out-of-range events.
     """
-    events = as_events(events)
+    events = writable_events(events)
     if sensor_size is not None:
         sensor_size = check_sensor_size(sensor_size)
         check_bounds(events, sensor_size)

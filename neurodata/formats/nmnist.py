@@ -19,8 +19,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ..events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size, empty_events
-from ._base import FileInfo, atomic_write
+from ..events import EVENT_DTYPE, check_bounds, check_sensor_size, empty_events
+from ._base import FileInfo, atomic_write, writable_events
 from . import _records
 from ._records import Workers, iter_windows, record_layout, shrink, warn_partial_record
 from ._unaligned import I64, ZERO, events8_codegen, load_bytes, put_event, shuffle_lanes, splat, vector_arg
@@ -337,7 +337,7 @@ def write_nmnist(path, events, sensor_size=None) -> None:
     fit as long as no event goes back past a marker. ``sensor_size`` is only checked (the file
     does not store it). The file appears atomically.
     """
-    events = as_events(events)
+    events = writable_events(events)
     if sensor_size is not None:
         check_bounds(events, check_sensor_size(sensor_size))
     x = events["x"]

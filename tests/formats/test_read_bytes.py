@@ -109,9 +109,20 @@ def test_writers_refuse_what_their_files_cannot_hold(tmp_path):
     ev = random_events(3, (10, 10, 2), seed=1)
     two = ev.copy()
     two["p"] = 2
+    tonic_like = np.zeros(3, [("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+    for f in "txy":
+        tonic_like[f] = ev[f]
+    tonic_like["p"] = [1, -1, 2]
     for fmt in ("nmnist", "aedat2", "aedat31", "aedat4", "dat", "evt2", "evt3"):  # p = 2 came back as 1
-        with pytest.raises(ValueError, match=r"p in \{0, 1\}"):
-            neurodata.write(tmp_path / "p", two, fmt, sensor_size=(10, 10, 2))
+        for bad in (two, tonic_like, {f: tonic_like[f] for f in "txyp"}):  # also through as_events' p > 0
+            with pytest.raises(ValueError, match=r"events\[\d\]\['p'\] = 2: .*p in \{0, 1\}"):
+                neurodata.write(tmp_path / "p", bad, fmt, sensor_size=(10, 10, 2))
+        with pytest.raises(ValueError, match=r"p in \{0, 1\}"):  # the format modules' own writers too
+            formats._module(fmt).write(tmp_path / "p", two, sensor_size=(10, 10, 2))
+        tonic_like["p"] = [1, -1, 0]  # tonic's ±1 polarity is fine
+        neurodata.write(tmp_path / f"ok-{fmt}", tonic_like, fmt, sensor_size=(10, 10, 2))
+        assert neurodata.read(tmp_path / f"ok-{fmt}", format=fmt)["p"].tolist() == [1, 0, 0]
+        tonic_like["p"] = [1, -1, 2]
     wide = random_events(2, (400, 300, 2), seed=2)
     wide["x"], wide["y"] = [300, 5], [200, 5]
     with pytest.raises(ValueError, match="240x180"):  # its reader refused the file
