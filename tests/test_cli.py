@@ -49,6 +49,13 @@ def test_inspect_and_convert(run, tmp_path):
     dst = tmp_path / "b.aedat4"
     assert "wrote 500 events" in run("convert", src, dst, "--format", "aedat4")
     assert np.array_equal(neurodata.read(dst), ev)
+    # an existing output is kept (a typo replaced recordings), the input never replaced
+    before = dst.read_bytes()
+    assert "pass --force" in run("convert", src, dst, "--format", "evt3", code=2)
+    assert "is the input file" in run("convert", src, src, "--format", "evt3", "--force", code=2)
+    assert dst.read_bytes() == before and np.array_equal(neurodata.read(src, format="evt2"), ev)
+    assert "wrote 500 events" in run("convert", src, dst, "--format", "evt3", "--force")
+    assert neurodata.inspect(dst).format == "evt3" and np.array_equal(neurodata.read(dst), ev)
     garbage = tmp_path / "g.raw"
     garbage.write_bytes(b"% evt 3.0\n% end\n" + b"\x01")
     with pytest.warns(RuntimeWarning, match="trailing byte"):  # a documented recovery

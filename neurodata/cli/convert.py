@@ -14,11 +14,20 @@ from . import fail
 @click.option("--in-format", default=None, help="Input format; detected when omitted.")
 @click.option("--sensor-size", default=None, metavar="W,H[,P]",
               help="Sensor size for the output header (taken from the input when stored there).")
-def command(src, dst, fmt, in_format, sensor_size):
-    """Read SRC and write its events to DST in another format."""
+@click.option("--force", is_flag=True, help="Replace DST when it exists (never SRC itself).")
+def command(src, dst, fmt, in_format, sensor_size, force):
+    """Read SRC and write its events to DST in another format. An existing DST is kept unless
+    --force is given."""
+    import os
+
     from .. import FormatError
     from ..formats import inspect, read, write
 
+    if os.path.exists(dst):
+        if os.path.samefile(src, dst):
+            fail(f"{dst} is the input file: write the conversion to another path", 2)
+        if not force:
+            fail(f"{dst} exists: pass --force to replace it", 2)
     try:
         size = None
         if sensor_size:
