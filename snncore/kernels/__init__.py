@@ -48,9 +48,14 @@ def _validate(x_seq, v, params, k):
         raise ValueError(f"k is only for PLIFParameters, got it with {type(params).__name__}")
 
 
+# eager inside torch.compile: dynamo tracing into a numba dispatcher that had not compiled yet crashed
+@torch.compiler.disable
 def multi_step(x_seq: torch.Tensor, v: torch.Tensor, params, surrogate, *, k=None,
                store_v_seq: bool = False, backend: str | None = None):
     """Run a neuron over a whole sequence with the chosen backend.
+
+    Inside ``torch.compile`` this call runs eagerly (a graph break): the kernels are compiled
+    code of their own.
 
     Parameters
     ----------

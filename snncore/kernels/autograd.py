@@ -11,7 +11,6 @@ returns gradients for the input sequence, the initial potential and (PLIF) ``k``
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from ._config import IF, LIF, PLIF
 
@@ -37,8 +36,12 @@ class _MultiStep(torch.autograd.Function):
         return spikes.view(x_seq.shape), v_out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g_spikes, g_v):
+        if torch.is_grad_enabled():  # create_graph=True: the fused backward has no graph to differentiate
+            raise RuntimeError(
+                "a second derivative (create_graph=True, e.g. a gradient penalty) through the fused multi-step "
+                "kernel is not supported: its backward is not differentiable, so the result would be wrong. "
+                "Run with SNNCORE_BACKEND=reference or step_mode='s', which autograd differentiates twice.")
         cfg = ctx.cfg
         tensors = ctx.saved_tensors
         saved, k = tensors[:ctx.n_saved], tensors[ctx.n_saved]

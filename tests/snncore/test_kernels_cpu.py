@@ -156,3 +156,47 @@ def test_plif_gradient_reaches_w_through_module():
         grads.append(node.w.grad)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
     assert grads[0].abs() > 0
+
+
+def test_second_derivative_through_the_fused_kernel_raises(monkeypatch):
+    """A gradient penalty (create_graph=True) lost the surrogate's second-order term without a
+    word (the weight gradient differed from step_mode='s' by up to 1.1); now it raises, and the
+    reference backend the message names gives the single-step loop's result."""
+    from snncore.neuron import LIFNode
+
+    def penalty_grad(step_mode):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 5), LIFNode(step_mode=step_mode))
+        x = torch.rand(4, 3, 6, requires_grad=True)
+        out = net(x) if step_mode == "m" else torch.stack([net(xt) for xt in x])
+        gx, = torch.autograd.grad(out.sum(), x, create_graph=True)
+        gx.pow(2).sum().backward()
+        return net[0].weight.grad
+
+    with pytest.raises(RuntimeError, match="second derivative.*SNNCORE_BACKEND=reference"):
+        penalty_grad("m")
+    monkeypatch.setenv("SNNCORE_BACKEND", "reference")
+    torch.testing.assert_close(penalty_grad("m"), penalty_grad("s"))
+
+
+def test_torch_compile_before_any_eager_call():
+    """``torch.compile`` of a multi-step neuron crashed ('exception table entry ...') when the numba
+    kernel's first call in the process came inside the compiled region: a fresh process."""
+    import subprocess
+    import sys
+
+    code = """
+import torch
+from snncore.neuron import LIFNode
+torch.manual_seed(0)
+x = (torch.rand(5, 2, 8) * 2)
+xc, xe = x.clone().requires_grad_(), x.clone().requires_grad_()
+out = torch.compile(LIFNode(step_mode="m"), backend="aot_eager")(xc)
+out.sum().backward()
+ref = LIFNode(step_mode="m")(xe)
+ref.sum().backward()
+assert torch.equal(out, ref) and torch.equal(xc.grad, xe.grad)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
