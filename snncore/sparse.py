@@ -83,7 +83,8 @@ def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     Returns
     -------
     Tensor, shape (*, out_features): equal to the dense result up to float summation order, forward
-    and backward (gradients for x, weight and bias).
+    and backward (gradients for x, weight and bias). Under ``torch.autocast`` it comes in the
+    autocast dtype, as ``F.linear``'s does (the sparse sums are float32, then rounded).
     """
     if isinstance(max_density, bool) or not isinstance(max_density, Real) or not 0.0 <= max_density <= 1.0:
         raise ValueError(f"max_density must be a number in [0, 1], got {max_density!r}")
@@ -97,6 +98,8 @@ def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         return F.linear(x, weight, bias)
     lead = x.shape[:-1]
     y = _SparseLinearFn.apply(x.reshape(-1, x.shape[-1]), weight.t().contiguous(), bias)
+    if torch.is_autocast_enabled(x.device.type):  # the dtype F.linear gives under autocast
+        y = y.to(torch.get_autocast_dtype(x.device.type))
     return y.reshape(*lead, weight.shape[0])
 
 

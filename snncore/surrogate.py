@@ -212,8 +212,10 @@ class PiecewiseExp(_AlphaSurrogate):
     default_alpha = 1.0
 
     def primitive(self, x):
-        e = torch.exp(-self.alpha * x.abs()) * 0.5
-        return torch.where(x < 0, e, 1.0 - e)
+        # one-sided clamps, not |x|: autograd then gives g'(0) = alpha / 2 (|x|' is 0 at 0), and the
+        # branch not taken stays finite (no 0 * inf in its gradient)
+        return torch.where(x < 0, 0.5 * torch.exp(self.alpha * x.clamp(max=0)),
+                           1.0 - 0.5 * torch.exp(-self.alpha * x.clamp(min=0)))
 
     def derivative(self, x):
         return torch.exp(-self.alpha * x.abs()) * (self.alpha / 2)

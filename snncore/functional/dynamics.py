@@ -213,8 +213,9 @@ def multi_step_reference(x_seq: torch.Tensor, v: torch.Tensor, params: IFParamet
         spikes.append(spike)
         if store_v_seq:
             vs.append(v)
-    spike_seq = torch.stack(spikes) if spikes else x_seq.new_empty(x_seq.shape)
-    return spike_seq, v, (torch.stack(vs) if store_v_seq else None)
+    if not spikes:  # T = 0: empty results that stay in the graph (x_seq * 0 and v[None][:0])
+        return x_seq * 0, v, (v[None][:0] if store_v_seq else None)
+    return torch.stack(spikes), v, (torch.stack(vs) if store_v_seq else None)
 
 
 def _multi_step(x_seq, v, params, surrogate, k, store_v_seq, backend):

@@ -51,6 +51,13 @@ def test_empty_sequences():
         x = torch.zeros(shape)
         s, v, _ = multi_step(x, torch.zeros(shape[1:]), params, S.Sigmoid(), backend="cpu")
         assert s.shape == shape and v.shape == shape[1:]
+    # T = 0 with store_v_seq raised 'stack expects a non-empty TensorList', and the output was cut
+    # from the graph (its backward raised); an N = 0 batch already worked
+    x = torch.zeros(0, 3, 5, requires_grad=True)
+    s, v, v_seq = multi_step(x, torch.zeros(3, 5), params, S.Sigmoid(), store_v_seq=True, backend="cpu")
+    assert s.shape == (0, 3, 5) and v_seq.shape == (0, 3, 5) and v_seq.dtype == torch.float32
+    s.sum().backward()
+    assert x.grad.shape == (0, 3, 5)
 
 
 def test_fast_exp_accuracy():

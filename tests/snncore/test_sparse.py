@@ -80,6 +80,19 @@ def test_sparse_path_is_taken_below_max_density_only(monkeypatch):
     assert calls == [1]
 
 
+def test_autocast_gives_the_dtype_of_nn_linear():
+    """Under autocast the sparse path returned float32 and the dense fallback bfloat16: the
+    output dtype depended on the spike density."""
+    m = SpikeLinear(64, 8)
+    sparse, dense = torch.zeros(5, 64), torch.ones(5, 64)
+    sparse[:, 3] = 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ys, yd, ref = m(sparse), m(dense), torch.nn.functional.linear(sparse, m.weight, m.bias)
+    assert ys.dtype == yd.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(ys.float(), torch.nn.functional.linear(sparse, m.weight, m.bias), rtol=1e-2, atol=1e-2)
+    assert m(sparse).dtype == torch.float32  # outside autocast
+
+
 def test_all_zero_and_empty_inputs():
     m = SpikeLinear(10, 4, max_density=1.0)
     x = torch.zeros(3, 10, requires_grad=True)
