@@ -94,6 +94,9 @@ class EventDataset(torch.utils.data.Dataset):
         if split not in splits:
             raise ValueError(f"{type(self).__name__}: split must be one of {splits}, got {split!r}")
         self.split = split
+        for old, new in (("train", "split='train' / 'test'"), ("save_to", "root=")):
+            if old in options:  # SpikingJelly's and tonic's keywords
+                raise TypeError(f"{type(self).__name__}: there is no {old}= here; use {new} (docs/migration.md)")
         self.options = self._check_options(**options)
         self.transform = transform
         self.target_transform = target_transform

@@ -29,6 +29,9 @@ _ALIASES = {
 
 
 def _module(name: str):
+    if not isinstance(name, str):  # e.g. tonic's read_mnist_file(path, dtype) habit
+        raise TypeError(f"format must be a format name ({', '.join(FORMATS)}) or None, got {name!r}; "
+                        "events always come as neurodata.EVENT_DTYPE")
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in FORMATS:
         raise ValueError(f"unknown format {name!r}; expected one of {', '.join(FORMATS)}")

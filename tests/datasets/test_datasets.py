@@ -92,6 +92,13 @@ def test_nmnist_options_change_the_cache(nmnist_setup):
         assert _same(stab[i][0], stabilize(ev))
 
 
+@pytest.mark.parametrize("kw, says", [(dict(train=False), "split='train' / 'test'"), (dict(save_to="d"), "root=")])
+def test_peer_keywords_name_ours(tmp_path, kw, says):
+    """SpikingJelly's and tonic's ``train=`` / ``save_to=`` said only 'unexpected options'."""
+    with pytest.raises(TypeError, match=f"no {next(iter(kw))}= here; use {says}"):
+        NMNIST(tmp_path, download=False, **kw)
+
+
 def test_stabilize_rule():
     from neurodata.events import make_events
 

@@ -148,3 +148,12 @@ def test_aedat31_negative_source_and_versionless_aedat(tmp_path):
     old = tmp_path / "old.aedat"
     old.write_bytes(b"# raw AE data\r\n" + struct.pack(">HI", 0x0502 + 12, 100))
     assert formats.detect_format(old) == "aedat2" and neurodata.read(old).size == 1
+
+
+def test_format_argument_must_be_a_name(tmp_path):
+    """tonic's ``read_mnist_file(path, dtype)`` habit put a dtype into ``format``: it failed with
+    "'VoidDType' object has no attribute 'lower'"."""
+    path = tmp_path / "a.bin"
+    neurodata.write(path, random_events(3, (10, 10, 2), seed=1), "nmnist")
+    with pytest.raises(TypeError, match="format must be a format name .* got dtype"):
+        neurodata.read(path, np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")]))
