@@ -75,6 +75,14 @@ def test_round_trip_and_attributes(tmp_path, compression):
     assert store.attrs["schema_version"] == SCHEMA_VERSION and store.attrs["complete"] == 1
     assert list(store.meta("source")) == [s[2]["source"] for s in samples]
     assert list(store.meta("t_offset")) == [s[2]["t_offset"] for s in samples]
+    # columns are read once per process: metadata of every sample read each whole column per call
+    names = store.meta_names()
+    store._file = None  # any further read from the file would fail
+    assert [store.meta("source")[i] for i in range(len(samples))] == [s[2]["source"] for s in samples]
+    assert store.meta_names() == names
+    import pickle
+
+    assert pickle.loads(pickle.dumps(store))._meta == {}  # not sent along to DataLoader workers
 
 
 def store_attr(path, name):
