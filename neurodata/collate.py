@@ -17,6 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .events import EVENT_DTYPE, as_events
+from .events import concat_events as join_events
+from .functional.torch_frames import cpu_zeros
+
 __all__ = ["pad_frames", "concat_events", "sparse_frames"]
 
 
@@ -41,7 +45,7 @@ def pad_frames(batch):
     frames, shape, dtype = _frames(batch)
     lengths = torch.as_tensor([f.shape[0] for f in frames], dtype=torch.int64)
     t_max = int(lengths.max()) if len(frames) else 0
-    out = torch.zeros((len(frames), t_max, *shape), dtype=dtype) if frames else torch.zeros(0)
+    out = cpu_zeros((len(frames), t_max, *shape), dtype) if frames else torch.zeros(0)
     for i, f in enumerate(frames):
         out[i, : f.shape[0]] = f
     mask = torch.arange(t_max)[None, :] < lengths[:, None]
@@ -50,9 +54,9 @@ def pad_frames(batch):
 
 def concat_events(batch):
     """Returns a dict ``t, x, y, p, batch, offsets, labels`` of tensors (see module docstring)."""
-    events = [np.asarray(e) for e, _ in batch]
+    events = [as_events(e) for e, _ in batch]
     counts = np.array([e.shape[0] for e in events], dtype=np.int64)
-    flat = np.concatenate(events) if events else np.empty(0)
+    flat = join_events(events) if events else np.empty(0, EVENT_DTYPE)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     return {
         "t": torch.from_numpy(flat["t"].astype(np.int64)),

@@ -38,6 +38,9 @@ def test_frames_of_other_sizes_are_refused_and_dtypes_promoted():
     promoted = [(np.zeros((1, 1, 1, 2), np.uint8), 0), (np.full((1, 1, 1, 2), 300.5, np.float32), 1)]
     frames = pad_frames(promoted)[0]
     assert frames.dtype == torch.float32 and frames[1].flatten().tolist() == [300.5, 300.5]
+    for dtype in (torch.bfloat16, torch.int16):  # numpy lacks bfloat16: torch allocates that one
+        out = pad_frames([(torch.ones(2, 1, 1, 2, dtype=dtype), 0), (torch.ones(1, 1, 1, 2, dtype=dtype), 1)])[0]
+        assert out.dtype == dtype and out.sum().item() == 6 and out[1, 1].abs().sum().item() == 0
     sparse = sparse_frames(promoted)[0]
     with torch.sparse.check_sparse_tensor_invariants():
         assert torch.equal(torch.sparse_coo_tensor(sparse.indices(), sparse.values(), sparse.shape).to_dense(),
@@ -46,6 +49,10 @@ def test_frames_of_other_sizes_are_refused_and_dtypes_promoted():
 
 def test_concat_events_offsets_and_batch_index():
     samples = [(random_events(n, (16, 8, 2), seed=n), n % 2) for n in (5, 0, 12)]
+    tonic_like = np.zeros(2, [("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+    tonic_like["t"], tonic_like["x"], tonic_like["p"] = [3, 4], [1, 2], [-1, 1]
+    mixed = concat_events([samples[0], (tonic_like, 1)])  # foreign dtypes converted, not byte-joined
+    assert mixed["t"][5:].tolist() == [3, 4] and mixed["x"][5:].tolist() == [1, 2] and mixed["p"][5:].tolist() == [0, 1]
     out = concat_events(samples)
     assert out["offsets"].tolist() == [0, 5, 5, 17] and out["labels"].tolist() == [1, 0, 0]
     assert out["batch"].tolist() == [0] * 5 + [2] * 12
