@@ -316,15 +316,19 @@ def flip_polarity(events, p=1.0, *, per_event=False, rng=None) -> np.ndarray:
 
 
 def _crop(ev, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-    x = ev["x"].astype(np.int64) - x0
-    y = ev["y"].astype(np.int64) - y0
-    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-    if inside.any() and max(int(x[inside].max()), int(y[inside].max())) > 65535:  # padding past uint16
-        raise ValueError(f"cropped coordinates up to {max(int(x[inside].max()), int(y[inside].max()))} "
-                         "exceed the uint16 range")
+    """Events with ``x0 <= x < x0 + w`` and ``y0 <= y < y0 + h``, shifted by ``(-x0, -y0)``; the
+    masks compare the uint16 columns with bounds clamped to their range (no int64 copies)."""
+    x, y = ev["x"], ev["y"]
+    inside = (x >= max(x0, 0)) & (x < min(x0 + w, 65536)) & (y >= max(y0, 0)) & (y < min(y0 + h, 65536))
     out = select_events(ev, inside)
-    out["x"] = x[inside]
-    out["y"] = y[inside]
+    for name, origin in (("x", x0), ("y", y0)):
+        col = out[name]
+        if origin < 0 and col.size and int(col.max()) - origin > 65535:  # padding past uint16
+            raise ValueError(f"cropped coordinates up to {int(col.max()) - origin} exceed the uint16 range")
+        if origin > 0:
+            col -= np.uint16(origin)
+        elif origin < 0:
+            col += np.uint16(-origin)
     return out
 
 
