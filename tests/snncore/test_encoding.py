@@ -121,6 +121,22 @@ def test_weighted_phase_bits_reconstruct_truncated_value(K, data):
     assert torch.equal(m(x), s[0])  # period K
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("K", [1, 11, 24, 32])
+def test_weighted_phase_every_dtype_and_K_against_integer_digits(dtype, K):
+    """The bits come from x * 2^K in x's own precision (float32 for the half types), not float64:
+    equal to the binary digits of the exact value, for K up to 32."""
+    x = (torch.rand(300, generator=torch.Generator().manual_seed(K)) * (1 - 2.0 ** -K)).to(dtype)
+    x = x[x.double() <= 1 - 2.0 ** -K]  # rounding to the dtype may cross the top
+    s = enc.weighted_phase_encode(x, K)
+    assert s.dtype == dtype and s.shape == (K, x.numel())
+    for j, v in enumerate(x.double().tolist()):  # exact: a float is a dyadic rational
+        q = int(v * 2 ** K)  # v * 2^K is exact in float64 for these, int() floors a non-negative
+        assert s[:, j].tolist() == [float((q >> (K - 1 - k)) & 1) for k in range(K)]
+    with pytest.raises(ValueError, match="must lie in"):
+        enc.weighted_phase_encode(torch.tensor([float("nan")], dtype=dtype), K)
+
+
 def test_weighted_phase_known_value_and_range():
     s = enc.weighted_phase_encode(torch.tensor([0.625]), 3)  # 0.101b
     assert s.flatten().tolist() == [1.0, 0.0, 1.0]
