@@ -53,20 +53,28 @@ COMPRESSIONS = ("huffman", "gzip", None)  # events: Huffman-coded segments | gzi
 _FLUSH_EVENTS = 1 << 20  # events per block: the unit of the writer's threads and of the Huffman tables
 
 
+def _identity(f) -> tuple:
+    """What tells the open HDF5 file ``f`` from another put at its path later: device, inode, size,
+    mtime (``fstat`` of its own descriptor, so not a file that replaced it meanwhile)."""
+    st = os.fstat(f.id.get_vfd_handle())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def cache_root(root=None) -> Path:
     """The cache folder: ``root`` if given, else ``$NEURODATA_HOME``, else the user cache dir.
 
     The user cache dir is ``platformdirs.user_cache_dir("neurodata")`` (``~/.cache/neurodata`` on
-    Linux). The folder is not created here.
+    Linux). The folder is not created here. The path is made absolute now, so that a later
+    ``os.chdir`` (or a DataLoader worker started elsewhere) cannot point a dataset at other files.
     """
     if root is not None:
-        return Path(root).expanduser()
+        return Path(root).expanduser().absolute()
     env = os.environ.get("NEURODATA_HOME")
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser().absolute()
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("neurodata"))
+    return Path(platformdirs.user_cache_dir("neurodata")).absolute()
 
 
 def _jsonable(obj):
@@ -714,7 +722,7 @@ class _Store:
     kind = ""
 
     def __init__(self, path, key: str | None = None):
-        self.path = Path(path)
+        self.path = Path(path).absolute()
         self.key = key
         self._h5 = None
         self._pid = None
@@ -723,6 +731,7 @@ class _Store:
             if reason is not None:
                 raise CacheError(f"{self.path} cannot be served: {reason}. Delete it (`neurodata cache rm`) "
                                  "or let the dataset rebuild it")
+            self._identity = _identity(f)  # the file checked here; _file() reopens only it
             try:
                 self.offsets = f["offsets"][:]
                 self.labels = f["labels"][:]
@@ -749,13 +758,21 @@ class _Store:
 
     def _file(self):
         if self._h5 is None or self._pid != os.getpid():
+            self._h5 = self._pid = None  # a handle inherited through fork is never used
             try:
-                self._h5 = _open(self.path)  # a handle inherited through fork is never used
+                f = _open(self.path)
+                try:
+                    if _identity(f) != self._identity:  # replaced or rebuilt since it was checked
+                        raise CacheError(f"{self.path} was replaced after this dataset was opened (another "
+                                         "process rebuilt or removed it); open the dataset again")
+                    self._bind(f)
+                except BaseException:
+                    f.close()
+                    raise
             except FileNotFoundError:
                 raise CacheError(f"{self.path} was removed after this dataset was opened (e.g. `neurodata "
                                  "cache rm`); open the dataset again to rebuild it") from None
-            self._pid = os.getpid()
-            self._bind(self._h5)
+            self._h5, self._pid = f, os.getpid()
         return self._h5
 
     def _bind(self, f) -> None:
@@ -874,6 +891,10 @@ class _HuffmanReader:
 
     def read_segments(self, s0: int, s1: int, rows: int, t_first=None, what: str = "") -> np.ndarray:
         """The ``rows`` events of segments ``s0..s1-1``."""
+        if int(self.segs[s1, 0] - self.segs[s0, 0]) != rows:  # the decoder writes as many as they hold
+            raise CacheError(f"{self.path}: {what}: segments {s0}..{s1 - 1} hold "
+                             f"{int(self.segs[s1, 0] - self.segs[s0, 0])} events, the sample index says {rows}; "
+                             "the file is damaged or was replaced: open the dataset again")
         b0, b1 = int(self.segs[s0, 1]), int(self.segs[s1, 1])
         words = np.zeros(((b1 - b0) >> 3) + 5, np.uint64)  # zero tail: the decoder reads ahead
         raw = words.view(np.uint8)[:b1 - b0]

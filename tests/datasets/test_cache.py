@@ -974,3 +974,28 @@ def test_sample_index_is_an_integer_and_a_removed_file_is_a_cache_error(tmp_path
     path.unlink()
     with pytest.raises(CacheError, match="was removed after"):
         fresh[0]
+    build_events(path, make_samples(4))  # the store stays usable; a new file at the path is not its file
+    with pytest.raises(CacheError, match="was replaced after"):  # (AttributeError on None before)
+        fresh[0]
+
+
+@COMPRESSION
+def test_a_file_replaced_after_opening_is_never_read(tmp_path, monkeypatch, compression):
+    """The store checks a file once and opens it again lazily (per process): another cache put at
+    the path in between was decoded with the old sample index (heap corruption, abort), and a
+    relative NEURODATA_HOME followed by os.chdir pointed the store at other files."""
+    a, b = make_samples(6, seed=1), make_samples(6, seed=2)
+    path = tmp_path / "e.h5"
+    build_events(path, a, compression=compression)
+    store = EventsStore(path, "k")
+    build_events(tmp_path / "other.h5", b, compression=compression)
+    os.replace(tmp_path / "other.h5", path)
+    with pytest.raises(CacheError, match="was replaced after"):
+        store[5]
+    monkeypatch.chdir(tmp_path)
+    assert cache_root("rel") == tmp_path / "rel" and cache_root("rel").is_absolute()
+    monkeypatch.setenv("NEURODATA_HOME", "home")
+    assert cache_root() == tmp_path / "home"
+    rel = EventsStore("e.h5", "k")
+    monkeypatch.chdir(tmp_path.parent)
+    assert rel.path == path and np.array_equal(rel[5][0], b[5][0])
