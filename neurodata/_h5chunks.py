@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 from isal import isal_zlib
 
-__all__ = ["ChunkAppender", "StagedAppender", "chunk_table", "default_threads", "inflate_chunk", "inflate_raw",
-           "read_chunks", "shuffle_deflate_rows"]
+__all__ = ["ChunkAppender", "StagedAppender", "chunk_table", "default_threads", "filters_intact", "inflate_chunk",
+           "inflate_raw", "read_chunks", "shuffle_deflate_rows"]
 
 
 def default_threads() -> int:
@@ -130,6 +130,20 @@ def shuffle_deflate_rows(ds) -> bool:
     plist = ds.id.get_create_plist()
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     return filters == [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]
+
+
+def filters_intact(ds) -> bool:
+    """False when ``ds`` declares no filters yet does not store its raw bytes: a damaged header that
+    dropped the filters, with which HDF5 would serve the compressed bytes as data. True otherwise
+    (a file repacked without filters, e.g. by ``h5repack``, holds its raw bytes)."""
+    if ds.id.get_create_plist().get_nfilters():
+        return True
+    if ds.chunks is None:
+        return ds.id.get_storage_size() in (0, ds.nbytes)
+    if tuple(ds.chunks[1:]) != tuple(ds.shape[1:]) or ds.shape[0] == 0:
+        return True
+    table = chunk_table(ds)
+    return table is None or bool((table[:, 1] == int(np.prod(ds.chunks)) * ds.dtype.itemsize).all())
 
 
 def _encode_group(rows: np.ndarray, c: int, level: int) -> list[bytes]:

@@ -31,8 +31,8 @@ from numba import njit
 
 from . import _huffman
 from ._filelock import FileLock
-from ._h5chunks import (ChunkAppender, StagedAppender, chunk_table, default_threads, inflate_chunk, inflate_raw,
-                        read_chunks, shuffle_deflate_rows)
+from ._h5chunks import (ChunkAppender, StagedAppender, chunk_table, default_threads, filters_intact, inflate_chunk,
+                        inflate_raw, read_chunks, shuffle_deflate_rows)
 from ._timeindex import check_time_index, chunk_times, window_rows
 from .errors import CacheError
 from .events import EVENT_DTYPE, as_events, check_bounds, check_sensor_size
@@ -146,8 +146,12 @@ def _check_open_file(f, kind: str, key) -> str | None:
         return "dataset shapes disagree with num_samples/num_rows"
     if kind == "events" and (any(c.ndim != 1 for c in columns) or int(a.get("xyp_bits", 0)) not in (8, 16)):
         return "events columns are not 1-D or xyp_bits is not 8 or 16"
+    if not all(filters_intact(c) for c in columns):
+        return "a dataset declares no filters but holds compressed bytes (its header is damaged)"
     if kind == "frames" and _served_dtype(a, f["frames"].dtype) is None:
         return f"frames stored as {f['frames'].dtype} cannot be served as dtype attribute {a.get('dtype')!r}"
+    if kind == "frames" and tuple(int(v) for v in a.get("frame_shape", ())) != f["frames"].shape[1:]:
+        return f"frame_shape attribute {a.get('frame_shape')!r} disagrees with frames {f['frames'].shape[1:]}"
     offsets = f["offsets"][:]
     if int(offsets[-1]) != rows or int(offsets[0]) != 0 or (np.diff(offsets) < 0).any():
         return "offsets do not run from 0 to num_rows in order"

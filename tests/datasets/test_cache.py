@@ -999,3 +999,39 @@ def test_a_file_replaced_after_opening_is_never_read(tmp_path, monkeypatch, comp
     rel = EventsStore("e.h5", "k")
     monkeypatch.chdir(tmp_path.parent)
     assert rel.path == path and np.array_equal(rel[5][0], b[5][0])
+
+
+def test_dropped_filter_pipeline_is_not_served(tmp_path):
+    """One flipped byte in a filter-pipeline message makes HDF5 drop a dataset's filters and serve
+    its deflate bytes as events or frames; such a file is refused (a repacked file without filters
+    holds raw bytes and is still served: test_frames_other_filters_read_through_h5py)."""
+    import re
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "ev.h5"
+    build_events(path, make_samples(3), compression="gzip")
+    frames = tmp_path / "fr.h5"
+    write_frames_cache(frames, [(rng.integers(0, 5, (4, 2, 34, 34)).astype(np.float32), i, {}) for i in range(3)],
+                       key="k", frame_shape=(2, 34, 34), dtype=np.float32, params={}, semantics_version="v")
+    for src, name, kind in ((path, "events/dt", "events"), (frames, "frames", "frames")):
+        data, found = src.read_bytes(), False
+        for m in re.finditer(rb"shuffle\x00", data):
+            for off in range(m.start() - 40, m.start()):
+                bad = bytearray(data)
+                bad[off] ^= 0xFF
+                out = tmp_path / f"flip-{kind}.h5"
+                out.write_bytes(bytes(bad))
+                try:
+                    with h5py.File(out, "r") as f:
+                        found = f[name].id.get_create_plist().get_nfilters() == 0
+                except Exception:
+                    continue
+                if found:
+                    break
+            if found:
+                break
+        assert found, kind
+        assert "holds compressed bytes" in check_cache(out, "k", kind)
+    with h5py.File(frames, "a") as f:  # a damaged frame_shape made reads fail with a reshape ValueError
+        f.attrs["frame_shape"] = np.array([2, 65314, 34])
+    assert "frame_shape" in check_cache(frames, "k", "frames")
