@@ -273,9 +273,14 @@ class StagedAppender:
         self.abandon()
 
     def abandon(self) -> None:
-        """Close and delete the staging file (idempotent)."""
-        self.fh.close()
+        """Close and delete the staging file (idempotent; deleted even when closing fails, as
+        flushing its buffer to a full disk does)."""
         try:
-            os.unlink(self.stage)
-        except FileNotFoundError:
+            self.fh.close()
+        except OSError:
             pass
+        finally:
+            try:
+                os.unlink(self.stage)
+            except FileNotFoundError:
+                pass

@@ -453,14 +453,19 @@ class _Writer:
     def __enter__(self):
         return self
 
+    def abandon(self) -> None:
+        """Stop after an error: staging files deleted, threads stopped, the file closed (its
+        ``complete`` attribute unset, so it is never served)."""
+        for app in self.appenders.values():
+            app.abandon()
+        self.pool.shutdown(cancel_futures=True)
+        self.f.close()
+
     def __exit__(self, exc_type, *exc):
         if exc_type is None:
             self.close()
         else:
-            for app in self.appenders.values():
-                app.abandon()
-            self.pool.shutdown(cancel_futures=True)
-            self.f.close()
+            self.abandon()
         return False
 
 
@@ -647,10 +652,14 @@ class EventsWriter(_Writer):
             self.f.create_dataset("annotations/offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
     def close(self) -> None:
-        self._flush()
-        if self.compression == "huffman":
-            self._write_huffman_index()
-        self._write_time_index()
+        try:
+            self._flush()
+            if self.compression == "huffman":
+                self._write_huffman_index()
+            self._write_time_index()
+        except BaseException:  # e.g. a full disk while the last rows are staged: nothing left behind
+            self.abandon()
+            raise
         super().close()
 
     def _finish_file(self, f) -> None:

@@ -1035,3 +1035,31 @@ def test_dropped_filter_pipeline_is_not_served(tmp_path):
     with h5py.File(frames, "a") as f:  # a damaged frame_shape made reads fail with a reshape ValueError
         f.attrs["frame_shape"] = np.array([2, 65314, 34])
     assert "frame_shape" in check_cache(frames, "k", "frames")
+
+
+@pytest.mark.parametrize("compression", ["huffman", None])
+def test_full_disk_while_staging_leaves_nothing(tmp_path, compression):
+    """A write failing with EFBIG (a file-size limit, as a full disk fails with ENOSPC) while the
+    staged layouts flush their last rows left the ``.stage`` file behind, still using the space."""
+    code = textwrap.dedent(f"""
+        import os, resource, signal
+        import numpy as np
+        from neurodata.cache import get_or_build, write_events_cache
+        from neurodata.events import make_events
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        rng = np.random.default_rng(0)
+        def samples():
+            for i in range(4):
+                yield make_events(np.sort(rng.integers(0, 10**7, 5000)), rng.integers(0, 34, 5000),
+                                  rng.integers(0, 34, 5000), rng.integers(0, 2, 5000)), i, {{}}
+        try:
+            get_or_build({str(tmp_path / "c.h5")!r}, "k", lambda tmp: write_events_cache(
+                tmp, samples(), key="k", sensor_size=(34, 34, 2), compression={compression!r}))
+        except OSError as e:
+            print("raised", e.errno)
+    """)
+    env = dict(os.environ, NEURODATA_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and "raised 27" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == []
