@@ -14,6 +14,7 @@ The schema (readable with h5py alone) is documented in ``docs/cache.md``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import operator
@@ -282,8 +283,11 @@ def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: f
         try:
             build(tmp)
             publish(tmp, path, key, kind)
-        except BaseException:
+        except BaseException as e:
             tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                raise OSError(e.errno, f"{e.strerror} while building a cache (free space there, or choose "
+                                       "another root= / NEURODATA_HOME)", str(path)) from e
             raise
     return path
 

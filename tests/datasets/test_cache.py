@@ -1057,9 +1057,10 @@ def test_full_disk_while_staging_leaves_nothing(tmp_path, compression):
             get_or_build({str(tmp_path / "c.h5")!r}, "k", lambda tmp: write_events_cache(
                 tmp, samples(), key="k", sensor_size=(34, 34, 2), compression={compression!r}))
         except OSError as e:
-            print("raised", e.errno)
+            print("raised", e.errno, e)
     """)
     env = dict(os.environ, NEURODATA_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "raised 27" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "while building a cache" in proc.stdout and "c.h5" in proc.stdout  # a bare errno before
     assert sorted(os.listdir(tmp_path)) == []
