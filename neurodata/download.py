@@ -102,9 +102,10 @@ def _expected(md5, sha256, checksum) -> dict[str, str]:
     return out
 
 
-def _options_hint(dest: Path, urls, checksum: bool) -> str:
+def _options_hint(dest: Path, sources, checksum: bool) -> str:
     """What the user can do about a file that failed its check (``checksum``) or that no source
-    delivered (skipping verification would not help there)."""
+    delivered (skipping verification would not help there); names the first web source."""
+    urls = [s for s in sources if _local_path(s) is None]
     where = f" from {urls[0]}" if urls else ""
     retry = ("retry (a host may serve an error page or a changed file)" if checksum else
              "retry later (a host may be down or unreachable from here)")
@@ -384,8 +385,7 @@ def fetch_resource(urls, dest, *, md5=None, sha256=None, checksum=None, size=Non
     sources = _sources([str(u) for u in urls], all_mirrors, dataset, dest.name)
     token = mirror_token()
     auth = {s: {"Authorization": f"Bearer {token}"} for s in sources[:len(all_mirrors)]} if token else {}
-    web = [s for s in sources if _local_path(s) is None]
-    hint = _options_hint(dest, web, checksum=True)
+    hint = _options_hint(dest, sources, checksum=True)
     part = dest.with_name(dest.name + ".part")
     if dest.exists():  # a sound file needs no lock (a read-only folder could not hold one)
         try:
@@ -456,6 +456,5 @@ def _fetch_locked(sources, dest, part, check, hint, offline, progress, http_opts
     if checksum_error is not None:
         raise _checksum_error("\n  ".join([f"{dest.name} failed verification from every source:", *failures])
                               + f"\n{hint}", dest, checksum_error.expected, checksum_error.actual)
-    web = [s for s in sources if _local_path(s) is None]
     raise DownloadError("\n  ".join([f"could not fetch {dest.name}:", *failures])
-                        + f"\n{_options_hint(dest, web, checksum=False)}")
+                        + f"\n{_options_hint(dest, sources, checksum=False)}")
