@@ -936,6 +936,13 @@ class _HuffmanReader:
         self.file.close()
 
 
+def _chunk_rows(ds, a: int, b: int) -> np.ndarray:
+    """Rows ``[a, b)`` of the shuffle + deflate dataset ``ds``: its chunks read by ``read_chunks``."""
+    c = ds.chunks[0]
+    k0 = a // c
+    return read_chunks(ds, k0, -(-b // c))[a - k0 * c:b - k0 * c]
+
+
 class EventsStore(_Store):
     """Read an events cache: ``store[i] -> (events ndarray[EVENT_DTYPE] (n_i,), label int)``.
 
@@ -984,6 +991,10 @@ class EventsStore(_Store):
             return
         self._ds = (f["events/dt"], f["events/xyp"])
         self._xyp_word = np.dtype("u1" if int(self.attrs["xyp_bits"]) == 8 else "<u2")
+        # gzip layout: chunks read and inflated here (read_chunks), which checks each chunk's filter
+        # mask and length; h5py's slicing returned fill zeros or undecoded bytes when a flipped byte
+        # in the chunk index marked a chunk missing or its filters skipped
+        self._direct = all(shuffle_deflate_rows(ds) for ds in self._ds)
 
     def close(self) -> None:
         if self._hf is not None and self._hf_pid == os.getpid():
@@ -1005,9 +1016,12 @@ class EventsStore(_Store):
             return self._hf.read(a, b, t_first, f"sample {i}")
         dt, xyp = self._ds
         try:
-            words = xyp[a:b].view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
-            deltas = dt[a:b]
-        except OSError as e:
+            if self._direct:
+                deltas, xyp_rows = (_chunk_rows(ds, a, b) for ds in self._ds)
+            else:
+                deltas, xyp_rows = dt[a:b], xyp[a:b]
+            words = xyp_rows.view(self._xyp_word).reshape(b - a, 4)  # little-endian (x, y, p, 0)
+        except (OSError, RuntimeError) as e:  # RuntimeError: HDF5 on a damaged chunk index
             raise CacheError(f"{self.path}: sample {i} cannot be read ({e}); the file is damaged: "
                              "delete it (`neurodata cache rm`) to rebuild") from None
         if t_first is not None:
@@ -1060,7 +1074,7 @@ class EventsStore(_Store):
                 pending = submit(*blocks[q + 1]) if q + 1 < len(blocks) else None
                 try:
                     dt, xyp = (np.concatenate([f.result() for f in futures]) for futures in columns)
-                except OSError as e:
+                except (OSError, RuntimeError) as e:  # RuntimeError: HDF5 on a damaged chunk index
                     raise CacheError(f"{self.path}: samples {i}..{j - 1} cannot be read ({e}); the file is "
                                      "damaged: delete it (`neurodata cache rm`) to rebuild") from None
                 words = xyp.view(self._xyp_word).reshape(-1, 4)

@@ -1064,3 +1064,32 @@ def test_full_disk_while_staging_leaves_nothing(tmp_path, compression):
     assert proc.returncode == 0 and "raised 27" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "while building a cache" in proc.stdout and "c.h5" in proc.stdout  # a bare errno before
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_gzip_layout_reads_check_each_chunk(tmp_path):
+    """A flipped byte in HDF5's chunk index (a key's filter mask, or the chunk offsets after it)
+    made h5py skip a chunk's filters or return the fill value: the gzip layout served wrong events
+    with no error. Its reads now inflate the chunks themselves (filter mask and length checked), so
+    each such flip ends in CacheError, at open or on read."""
+    import re
+
+    samples = make_samples(4, seed=3)
+    path = tmp_path / "c.h5"
+    build_events(path, samples, compression="gzip")
+    data = path.read_bytes()
+    nodes = [m.start() for m in re.finditer(rb"TREE", data) if m.start() > 4096]  # not the root group's
+    refused = 0
+    for node in nodes:
+        for off in range(node + 24, node + 40):  # the first key: chunk size, filter mask, offsets
+            bad = bytearray(data)
+            bad[off] ^= 0xFF
+            (tmp_path / "bad.h5").write_bytes(bytes(bad))
+            try:
+                store = EventsStore(tmp_path / "bad.h5", "k")
+                got = [store[i][0] for i in range(len(samples))]
+                store.close()
+            except CacheError:
+                refused += 1
+                continue
+            assert all(np.array_equal(g, s[0]) for g, s in zip(got, samples)), (node, off - node)
+    assert refused
