@@ -19,6 +19,7 @@ import hashlib
 import json
 import operator
 import os
+import re
 import secrets
 import warnings
 import weakref
@@ -285,11 +286,24 @@ def get_or_build(path, key: str, build, *, kind: str = "events", lock_timeout: f
             publish(tmp, path, key, kind)
         except BaseException as e:
             tmp.unlink(missing_ok=True)
-            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-                raise OSError(e.errno, f"{e.strerror} while building a cache (free space there, or choose "
-                                       "another root= / NEURODATA_HOME)", str(path)) from e
+            code = _out_of_space(e)
+            if code is not None:
+                raise OSError(code, f"{os.strerror(code)} while building a cache (free space there, or choose "
+                                    "another root= / NEURODATA_HOME)", str(path)) from e
             raise
     return path
+
+
+def _out_of_space(e: BaseException) -> int | None:
+    """The errno when ``e`` is a full disk, a file-size limit or a quota: an ``OSError``, or the
+    ``RuntimeError`` through which HDF5 reports its failed writes ("... errno = 27 ...")."""
+    codes = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    if isinstance(e, OSError):
+        return e.errno if e.errno in codes else None
+    if isinstance(e, RuntimeError):
+        m = re.search(r"errno = (\d+)", str(e))
+        return int(m.group(1)) if m and int(m.group(1)) in codes else None
+    return None
 
 
 def open_store(store_cls, path, key: str, build):

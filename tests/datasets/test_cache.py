@@ -1066,6 +1066,31 @@ def test_full_disk_while_staging_leaves_nothing(tmp_path, compression):
     assert sorted(os.listdir(tmp_path)) == []
 
 
+def test_full_disk_while_building_frames_is_an_os_error(tmp_path):
+    """HDF5 reports a failed write as RuntimeError ('Can't decrement id ref count (... errno = 27
+    ...)'): a frames build out of space now raises OSError naming the cache, and leaves nothing."""
+    code = textwrap.dedent(f"""
+        import resource, signal
+        import numpy as np
+        from neurodata.cache import get_or_build, write_frames_cache
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        rng = np.random.default_rng(0)
+        samples = [(rng.integers(0, 9, (4, 2, 34, 34)).astype(np.float32), i, {{}}) for i in range(40)]
+        try:
+            get_or_build({str(tmp_path / "f.h5")!r}, "k", lambda tmp: write_frames_cache(
+                tmp, samples, key="k", frame_shape=(2, 34, 34), dtype=np.float32, params={{}},
+                semantics_version="1"), kind="frames")
+        except OSError as e:
+            print("raised", e.errno, e)
+    """)
+    env = dict(os.environ, NEURODATA_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and "raised 27" in proc.stdout and "f.h5" in proc.stdout, \
+        proc.stdout + proc.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_gzip_layout_reads_check_each_chunk(tmp_path):
     """A flipped byte in HDF5's chunk index (a key's filter mask, or the chunk offsets after it)
     made h5py skip a chunk's filters or return the fill value: the gzip layout served wrong events
