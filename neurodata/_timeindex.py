@@ -30,10 +30,11 @@ __all__ = ["chunk_times", "window_rows", "check_time_index"]
 
 
 def chunk_times(t: np.ndarray, first_row: int, rows_per_entry: int) -> np.ndarray:
-    """``t`` of the rows ``k·C`` that fall in ``[first_row, first_row + len(t))`` (int64)."""
+    """``t`` of the rows ``k·C`` that fall in ``[first_row, first_row + len(t))`` (int64, a copy:
+    a strided view kept each writer block of ``t`` alive until the cache was closed)."""
     C = int(rows_per_entry)
     start = -(-int(first_row) // C) * C - int(first_row)
-    return np.asarray(t[start::C], dtype=np.int64)
+    return np.array(t[start::C], dtype=np.int64)
 
 
 def window_rows(a: int, b: int, chunk_t: np.ndarray, rows_per_entry: int, t_start: int, t_stop: int):

@@ -606,7 +606,8 @@ class EventsWriter(_Writer):
         for first_row, fut in ready:
             block = fut.result()
             self.appenders["events/code"].append(block.data)
-            self._blocks.append((first_row, self._code_bytes, block))
+            # the index needs the tables and segments, not the coded bytes (staged now)
+            self._blocks.append((first_row, self._code_bytes, block._replace(data=None)))
             self._code_bytes += block.data.shape[0]
 
     def _write_huffman_index(self) -> None:
