@@ -416,8 +416,10 @@ def frame_ranges(ev: np.ndarray, mode: FrameMode) -> FrameRanges:
     """The frames of ``mode`` as index ranges of the validated ``EVENT_DTYPE`` array ``ev``."""
     N = ev.shape[0]
     name, value = mode.name, mode.value
-    if N == 0:
+    if N == 0:  # as many empty frames as the mode fixes without events (time windows: both ends given)
         F = value if name in ("n_time_bins", "n_event_bins", "frames_number") else 1
+        if name == "time_window" and mode.start_time is not None and mode.end_time is not None:
+            F = _tonic_window_count(mode.start_time, mode.end_time, value, mode)
         z = np.zeros(F, np.int64)
         return FrameRanges(z, z, True)
     t = ev["t"]
@@ -459,14 +461,18 @@ def frame_ranges(ev: np.ndarray, mode: FrameMode) -> FrameRanges:
     return FrameRanges(lo, hi, False)
 
 
+def _tonic_window_count(start, end, time_window, mode) -> int:
+    """How many windows tonic 1.7's ``SliceByTime`` makes over ``[start, end]`` (at least one)."""
+    q = (end - start - time_window) / (time_window - mode.overlap)
+    return max(int(np.ceil(q) + 1) if mode.include_incomplete else int(np.floor(q) + 1), 1)
+
+
 def _tonic_time_window(t, time_window, mode):
     """The windows of tonic 1.7's ``SliceByTime`` (same arithmetic, hence identical edges)."""
     stride = time_window - mode.overlap
     start = t[0] if mode.start_time is None else mode.start_time
     end = t[-1] if mode.end_time is None else mode.end_time
-    q = (end - start - time_window) / stride
-    n = int(np.ceil(q) + 1) if mode.include_incomplete else int(np.floor(q) + 1)
-    n = max(n, 1)
+    n = _tonic_window_count(start, end, time_window, mode)
     starts = np.arange(n) * stride + start
     return (np.searchsorted(t, starts).astype(np.int64),
             np.searchsorted(t, starts + time_window).astype(np.int64))

@@ -157,6 +157,23 @@ def test_empty_input_gives_zeros(mode, dtype):
     assert out.shape == (T, 2, 5, 7) and out.dtype == np.dtype(dtype) and not out.any()
 
 
+@pytest.mark.parametrize("kw, T", [(dict(start_time=0, end_time=20), 2), (dict(start_time=5, end_time=40), 3),
+                                   (dict(start_time=0, end_time=25, include_incomplete=True), 3),
+                                   (dict(start_time=0), 1), (dict(end_time=50), 1)])
+def test_empty_input_with_fixed_time_windows_keeps_their_count(kw, T):
+    """With both start_time and end_time the windows do not depend on the events: an empty sample
+    (e.g. after a crop) gave 1 frame where the others gave K, as the slicer's K already was."""
+    from neurodata.functional import slicing as S
+
+    empty = np.empty(0, EVENT_DTYPE)
+    out = to_frame(empty, SENSOR, time_window=10, **kw)
+    assert out.shape == (T, 2, 5, 7) and not out.any()
+    if "start_time" in kw and "end_time" in kw:
+        assert len(S.slice_by_time(empty, 10, **kw)) == T
+        one = make_events([kw["start_time"]], [0], [0], [1])
+        assert to_frame(one, SENSOR, time_window=10, **kw).shape[0] == T
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_zero_duration_keeps_every_event(mode):
     ev = make_events(np.full(9, 42), np.arange(9) % 7, np.zeros(9), np.ones(9))
