@@ -41,11 +41,20 @@ def fixed_window_starts(t_min: int, t_max: int, window_us: int, stride_us: int,
                         drop_incomplete: bool = False) -> np.ndarray:
     """Window starts ``t_min + k·stride_us``, ``k = 0 … floor((t_max − t_min) / stride_us)``
     (int64); with ``drop_incomplete`` only those with ``start + window_us <= t_max + 1``."""
-    n = (int(t_max) - int(t_min)) // int(stride_us) + 1
-    starts = int(t_min) + np.arange(max(n, 0), dtype=np.int64) * int(stride_us)
-    if drop_incomplete:
-        starts = starts[starts + int(window_us) <= int(t_max) + 1]
-    return starts
+    return _window_starts(np.array([t_min]), np.array([t_max]), window_us, stride_us, drop_incomplete)[1]
+
+
+def _window_starts(t_min: np.ndarray, t_max: np.ndarray, window_us: int, stride_us: int,
+                  drop_incomplete: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``fixed_window_starts`` for many spans at once: ``(counts (S,), starts)``, the starts of span
+    ``j`` being ``starts[sum(counts[:j]) : sum(counts[:j + 1])]`` (int64; no loop over the spans)."""
+    lo, hi = np.asarray(t_min, np.int64), np.asarray(t_max, np.int64)
+    w, s = int(window_us), int(stride_us)
+    counts = np.maximum((hi - lo) // s + 1, 0)
+    if drop_incomplete:  # lo + k*s + w <= hi + 1  <=>  k <= (hi + 1 - w - lo) // s
+        counts = np.minimum(counts, np.maximum((hi + 1 - w - lo) // s + 1, 0))
+    k = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return counts, np.repeat(lo, counts) + k * s
 
 
 class WindowedDataset(torch.utils.data.Dataset):
@@ -108,14 +117,10 @@ class WindowedDataset(torch.utils.data.Dataset):
 
     def _fixed(self):
         t_min, t_max, empty = self._spans()
-        samples, starts = [], []
-        for i in range(len(self.store)):
-            if empty[i]:
-                continue
-            s = fixed_window_starts(t_min[i], t_max[i], self.window_us, self.stride_us, self.drop_incomplete)
-            samples.append(np.full(s.size, i, np.int64))
-            starts.append(s)
-        return _cat(samples), _cat(starts)
+        kept = np.flatnonzero(~np.asarray(empty, bool))
+        counts, starts = _window_starts(t_min[kept], t_max[kept], self.window_us, self.stride_us,
+                                       self.drop_incomplete)
+        return np.repeat(kept, counts).astype(np.int64), starts
 
     def _around_labels(self):
         t, offsets = self.store.annotation_times()

@@ -193,3 +193,21 @@ def test_annotations_must_be_consistent(tmp_path):
                annotations=[np.zeros(1, box), np.zeros(1, [("t", "<i4")])])
     with pytest.raises(ValueError, match="integer field 't'"):
         _write(tmp_path / "z.h5", [_events([1])], annotations=[np.zeros(1, [("x", "<f4")])])
+
+
+@settings(max_examples=200, deadline=None)
+@given(spans=st.lists(st.tuples(st.integers(-10**6, 10**6), st.integers(0, 5000)), max_size=20),
+       window=st.integers(1, 700), stride=st.integers(1, 700), drop=st.booleans())
+def test_window_starts_of_many_spans_follow_the_rule(spans, window, stride, drop):
+    """One vectorised pass over all spans (a Python loop per sample took 0.4 s per 100 000)
+    gives, span by span, the rule's starts: t_min + k * stride up to t_max, and with
+    drop_incomplete only windows ending by t_max + 1."""
+    from neurodata.datasets.windows import _window_starts
+
+    t_min = np.array([a for a, _ in spans], np.int64)
+    t_max = t_min + np.array([d for _, d in spans], np.int64)
+    counts, starts = _window_starts(t_min, t_max, window, stride, drop)
+    got = np.split(starts, np.cumsum(counts)[:-1]) if len(spans) else []
+    for lo, hi, g in zip(t_min.tolist(), t_max.tolist(), got):
+        want = [s for s in range(lo, hi + 1, stride) if not drop or s + window <= hi + 1]
+        assert g.tolist() == want
