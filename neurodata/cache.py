@@ -157,10 +157,17 @@ def _check_open_file(f, kind: str, key) -> str | None:
     offsets = f["offsets"][:]
     if int(offsets[-1]) != rows or int(offsets[0]) != 0 or (np.diff(offsets) < 0).any():
         return "offsets do not run from 0 to num_rows in order"
+    if layout != "huffman" and "index_crc32" in a and int(a["index_crc32"]) != _index_crc(f, _tables(f)):
+        return "its index is damaged (index_crc32 does not match)"
     if kind == "events":
         return (check_time_index(f, n, rows) or _check_annotations(f, n)
                 or (_check_huffman(f, offsets, rows) if layout == "huffman" else None))
     return None
+
+
+def _tables(f) -> list[str]:
+    """The datasets of ``_TABLES_INDEX`` that the open file ``f`` has."""
+    return [name for name in _TABLES_INDEX if name in f]
 
 
 # what decides the events and labels a read of the ``huffman`` layout returns, besides the coded
@@ -170,10 +177,16 @@ _HUFFMAN_INDEX = ("offsets", "labels", "events/segments", "events/segment_crc32"
                   "time_index/sorted")
 
 
-def _index_crc(f) -> int:
-    """Chained CRC-32 of the little-endian bytes of the datasets ``_HUFFMAN_INDEX`` of the open file ``f``."""
+# the same for the gzip / None events layouts and for frames caches (root attribute ``index_crc32``,
+# checked when present: files written before the eighth session lack it); time index if present
+_TABLES_INDEX = ("offsets", "labels", "time_index/chunk_t", "time_index/t_min", "time_index/t_max",
+                 "time_index/sorted")
+
+
+def _index_crc(f, names=_HUFFMAN_INDEX) -> int:
+    """Chained CRC-32 of the little-endian bytes of the datasets ``names`` of the open file ``f``."""
     value = 0
-    for name in _HUFFMAN_INDEX:
+    for name in names:
         data = f[name][()]
         value = crc32(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes(), value)
     return value
@@ -684,6 +697,8 @@ class EventsWriter(_Writer):
     def _finish_file(self, f) -> None:
         if self.compression == "huffman":
             f["events"].attrs["index_crc32"] = _index_crc(f)
+        else:
+            f.attrs["index_crc32"] = _index_crc(f, _tables(f))
 
 
 @njit(cache=True, nogil=True)
@@ -1269,6 +1284,7 @@ class FramesWriter(_Writer):
         if table is not None:
             _index_dataset(f, "frames_chunks", table)
             f["frames_chunks"].attrs["crc32"] = crc32(table.astype("<i8").tobytes())
+        f.attrs["index_crc32"] = _index_crc(f, _tables(f))
 
 
 def write_frames_cache(path, samples, **options) -> int:

@@ -1140,3 +1140,24 @@ def test_writer_memory_does_not_grow_with_the_dataset(tmp_path, compression):
         tracemalloc.stop()
     assert held < 60 * 2**20, held  # a few blocks in flight; it was > 260 MB
     assert EventsStore(tmp_path / "c.h5", "k")[39][0].shape == ev.shape
+
+
+@pytest.mark.parametrize("kind, compression", [("events", "gzip"), ("events", None), ("frames", None)])
+def test_index_tables_are_checked_in_every_layout(tmp_path, kind, compression):
+    """Outside the huffman layout a flipped label or offset was served without a word (a frames
+    cache gave label 2 for a sample written 3); the root attribute index_crc32 now covers the
+    index tables. Files written before it (no attribute) are still served."""
+    path = tmp_path / "c.h5"
+    if kind == "events":
+        build_events(path, make_samples(6), compression=compression)
+    else:
+        rng = np.random.default_rng(0)
+        write_frames_cache(path, [(rng.integers(0, 5, (2, 2, 8, 8)).astype(np.float32), i, {}) for i in range(6)],
+                           key="k", frame_shape=(2, 8, 8), dtype=np.float32, params={}, semantics_version="v")
+    assert check_cache(path, "k", kind) is None
+    with h5py.File(path, "a") as f:
+        f["labels"][3] = 2
+    assert "index_crc32" in check_cache(path, "k", kind)
+    with h5py.File(path, "a") as f:
+        del f.attrs["index_crc32"]
+    assert check_cache(path, "k", kind) is None

@@ -92,6 +92,8 @@ def test_unsorted_samples_and_caches_without_index_fall_back_to_masking(tmp_path
     _write(path, [sorted_ev], chunk=4, compression="gzip")  # the index is optional in the column layouts
     with h5py.File(path, "a") as f:                                      # a file from before the index
         del f["time_index"]
+        assert check_cache(path, "k") is not None  # in a newer file that is damage (index_crc32)
+        del f.attrs["index_crc32"]                 # which older files do not have
     assert check_cache(path, "k") is None
     old = EventsStore(path, "k")
     assert not old.has_time_index and old.window_rows(0, 10, 20) == (0, len(sorted_ev))
