@@ -252,7 +252,7 @@ class StagedAppender:
             raise ValueError(f"StagedAppender takes 1-D rows, got shape {rows.shape}")
         if rows.size and self.narrow is not None:
             self.lo, self.hi = min(self.lo, int(rows.min())), max(self.hi, int(rows.max()))
-        self.fh.write(rows.tobytes())
+        self.fh.write(memoryview(rows).cast("B"))  # no copy of the rows (a long sample is large)
         self.rows += rows.shape[0]
 
     def finish(self) -> None:
