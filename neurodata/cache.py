@@ -476,17 +476,15 @@ class _Writer:
             f.flush()
             f.attrs["complete"] = 1  # last: a file without it is never served
         finally:
-            self.pool.shutdown(cancel_futures=True)
-            for app in self.appenders.values():
-                app.abandon()
-            f.close()
+            self.abandon()
 
     def __enter__(self):
         return self
 
     def abandon(self) -> None:
-        """Stop after an error: staging files deleted, threads stopped, the file closed (its
-        ``complete`` attribute unset, so it is never served)."""
+        """Release what the build holds: staging files deleted, threads stopped, the file closed.
+        ``close`` ends with it; after an error it replaces ``close`` (``complete`` stays unset,
+        so the file is never served)."""
         for app in self.appenders.values():
             app.abandon()
         self.pool.shutdown(cancel_futures=True)
